@@ -1,0 +1,72 @@
+#!/bin/sh
+# The body of `make test`, run after the plain, ASan+UBSan and fuzz builds:
+# unit tests and integration tests on the sanitizer build, a short fuzz pass,
+# and the static checks. Runs every stage even when one fails, then prints a
+# summary and exits non-zero if anything failed.
+#
+#   SLUICE_TEST_ONLY="unit integration fuzz lint"   stages to run (default: all)
+#   PYTEST_ARGS="-k relay"                            extra pytest arguments
+set -u
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+STAGES=${SLUICE_TEST_ONLY:-"unit integration fuzz lint"}
+ASAN=build/asan
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp"
+export SLUICE_BIN="$ROOT/$ASAN/bin"
+
+summary=""
+failed=0
+note() { summary="$summary$1\n"; }
+
+stage_unit() {
+    pass=0; fail=0
+    for t in $(find "$ASAN/tests/unit" -type f -name 'test_*' | sort); do
+        if "$t" >"$t.log" 2>&1; then
+            pass=$((pass + 1))
+        else
+            fail=$((fail + 1))
+            echo "---- FAILED: $t"; tail -40 "$t.log"
+        fi
+        grep -E '^\[  (PASSED|FAILED)  \]' "$t.log" | sed "s|^|$(basename "$t"): |"
+    done
+    note "unit:        $pass binaries passed, $fail failed"
+    [ "$fail" -eq 0 ]
+}
+
+stage_integration() {
+    # shellcheck disable=SC2086 # PYTEST_ARGS is a list of arguments
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=10 \
+        tests/integration ${PYTEST_ARGS:-}
+    rc=$?
+    note "integration: pytest exited $rc"
+    [ "$rc" -eq 0 ]
+}
+
+stage_fuzz() {
+    scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+    rc=$?
+    note "fuzz:        exited $rc (${FUZZ_SECONDS:-10} s per harness)"
+    [ "$rc" -eq 0 ]
+}
+
+stage_lint() {
+    scripts/lint.sh
+    rc=$?
+    note "lint:        exited $rc"
+    [ "$rc" -eq 0 ]
+}
+
+for s in $STAGES; do
+    echo "==== $s"
+    "stage_$s" || failed=1
+done
+
+echo "==== summary"
+printf "%b" "$summary"
+if [ "$failed" -ne 0 ]; then
+    echo "make test: FAILED"
+    exit 1
+fi
+echo "make test: passed"
