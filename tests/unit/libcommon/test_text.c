@@ -6,7 +6,10 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sluice/json.h"
 #include "sluice/log.h"
@@ -102,6 +105,33 @@ static void test_hostport(void **state)
         assert_int_equal(net_split_hostport(bad[i], host, sizeof(host), &port), -1);
 }
 
+/* JSON log lines are one object per line, with the message escaped. */
+static void test_json_log_lines(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sluice-log-XXXXXX";
+    close(mkstemp(path));
+    assert_int_equal(log_init("relay", LOGL_INFO, LOG_JSON, path), 0);
+    log_debug("not shown");
+    log_info("stream \"%s\" started\tnow", "cam\n1");
+    log_close();
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    assert_non_null(fgets(line, sizeof(line), f));
+    assert_null(fgets(line + strlen(line), (int)(sizeof(line) - strlen(line)), f));
+    fclose(f);
+    unlink(path);
+    json_t *v = json_parse(line, strlen(line), NULL, 0);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(json_object_get(v, "level")), "info");
+    assert_string_equal(json_string_value(json_object_get(v, "daemon")), "relay");
+    assert_string_equal(json_string_value(json_object_get(v, "msg")),
+                        "stream \"cam\n1\" started\tnow");
+    assert_true(json_is_string(json_object_get(v, "ts")));
+    json_decref(v);
+    log_init("test", LOGL_INFO, LOG_TEXT, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +139,7 @@ int main(void)
         cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_json_parse),
         cmocka_unit_test(test_hostport),
+        cmocka_unit_test(test_json_log_lines),
     };
     return cmocka_run_group_tests_name("text", tests, NULL, NULL);
 }
