@@ -11,6 +11,7 @@
 #   h264_aac_20s.ts   the same, 20 s
 #   hevc_aac_6s.ts    HEVC + AAC, 640x360 25 fps, 1 s GOP (IDR first, then
 #                     CRA: x265's default open GOP exercises every IRAP type)
+#   aac_10s.ts        AAC alone (an audio-only program, as from a radio encoder)
 #
 # Idempotent: a file is made only when missing, written under a temporary name
 # and renamed, so an interrupted run never leaves a truncated fixture. A stamp
@@ -57,3 +58,11 @@ make_ts h264_aac_10s.ts 10 1280x720 $H264
 make_ts h264_aac_20s.ts 20 1280x720 $H264
 # shellcheck disable=SC2086
 make_ts hevc_aac_6s.ts 6 640x360 $HEVC
+
+if [ ! -s "$OUT/aac_10s.ts" ]; then
+    echo "fixtures: making $OUT/aac_10s.ts"
+    ffmpeg -nostdin -hide_banner -loglevel error -y \
+        -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 10 \
+        -c:a aac -b:a 128k -ac 2 -f mpegts "$OUT/.aac_10s.ts.$$"
+    mv "$OUT/.aac_10s.ts.$$" "$OUT/aac_10s.ts"
+fi
