@@ -53,7 +53,7 @@ endif
 
 COMMON_OBJ := $(patsubst %.c,$(O)/%.o,$(wildcard libcommon/*.c))
 SERVICES   := $(notdir $(patsubst %/main.c,%,$(wildcard services/*/main.c)))
-TOOLS      := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
+TOOLS      := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c)))))
 BINS       := $(strip $(SERVICES:%=$(O)/bin/sluice-%) $(sort $(TOOLS:%=$(O)/bin/%)))
 UNIT_BINS  := $(patsubst %.c,$(O)/%,$(shell find tests/unit -name 'test_*.c' 2>/dev/null))
 FUZZ_BINS  := $(patsubst %.c,$(O)/%,$(shell find tests/fuzz -name 'fuzz_*.c' 2>/dev/null))
