@@ -58,7 +58,7 @@ class Frame:
             raise AttributeError(name) from None
 
     @property
-    def name(self):
+    def type_name(self):
         return TYPE_NAMES[self.type]
 
 
