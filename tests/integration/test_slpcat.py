@@ -47,8 +47,9 @@ def relay():
     r.close()
 
 
-def handshake(conn, request, answer=True):
-    """Reads HELLO and the request, checks them, and (if <answer>) accepts."""
+def handshake(conn, request, answer=True, extra=b""):
+    """Reads HELLO and the request, checks them, and (if <answer>) accepts,
+    sending <extra> frames in the same write."""
     hello = conn.recv()
     assert hello.type == w.HELLO
     req = conn.recv()
@@ -57,8 +58,8 @@ def handshake(conn, request, answer=True):
     assert hello.role == want_role and hello.version == 1
     assert hello.agent == b"slpcat/1"
     if answer:
-        conn.send(w.hello(w.ROLE_RELAY, "relay-test", "fake-relay/1"))
-        conn.send(w.accept(request))
+        conn.send(w.hello(w.ROLE_RELAY, "relay-test", "fake-relay/1") + w.accept(request)
+                  + extra)
     return hello, req
 
 
@@ -170,12 +171,11 @@ def test_publish_file_annotated(relay, tmp_path):
     t0 = time.time()
     proc = publish(relay, "--publisher-id", "pub-1", "--file", src, "--fast")
     conn = relay.accept()
-    hello, req = handshake(conn, w.PUBLISH)
+    hello, req = handshake(conn, w.PUBLISH, extra=w.ping(42))   # a relay may PING any time
     assert hello.node == b"test-node"
     assert req.name == b"cam1" and req.publisher == b"pub-1" and req.node == b"test-node"
     assert req.protocol == b"slpcat" and req.client == b""
     assert abs(req.started_us / 1e6 - t0) < 10
-    conn.send(w.ping(42))                       # a relay may PING at any time
     media, eos = read_until_eos(conn)
     code, _, err = finish(proc)
     assert code == 0, err
@@ -197,8 +197,7 @@ def test_publish_hevc_answers_ping(relay):
     proc = publish(relay, "--publisher-id", "pub-1", "--file", fixture("hevc_aac_6s.ts"),
                    "--fast", "--max-packets", "50")
     conn = relay.accept()
-    handshake(conn, w.PUBLISH)
-    conn.send(w.ping(0xfeedface))
+    handshake(conn, w.PUBLISH, extra=w.ping(0xfeedface))   # answered before the media ends
     media, pong = [], None
     while True:
         f = conn.recv()

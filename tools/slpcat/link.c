@@ -36,7 +36,7 @@ struct link {
     int code;                    /* exit code to report when closed */
     bool connected;
     bool write_shut;             /* draining: all sent, FIN sent, reading till EOF */
-    bool media_seen_publish;     /* subscriber: a PUBLISH came before MEDIA */
+    struct slp_session sess;     /* which frames may arrive now */
 };
 
 static const char *request_name(const struct link *l)
@@ -127,46 +127,28 @@ static void on_error_frame(struct link *l, const struct slp_frame *f)
 static void on_hello(struct link *l, const struct slp_frame *f)
 {
     char node[4 * SLP_ID_MAX + 8], agent[4 * SLP_AGENT_MAX + 8];
-    if (f->hello.role != SLP_ROLE_RELAY) {
-        protocol_error(l, SLP_E_BAD_FRAME, "HELLO from a peer that is not a relay");
-        return;
-    }
     log_escape(node, sizeof(node), f->hello.node.p, f->hello.node.len);
     log_escape(agent, sizeof(agent), f->hello.agent.p, f->hello.agent.len);
     log_info("relay %s (%s), SLP up to version %u", node, agent, f->hello.version);
     l->state = LINK_AWAIT_ACCEPT;
 }
 
-static void on_accept(struct link *l, const struct slp_frame *f)
+static void on_accept(struct link *l)
 {
-    if (f->accept.request != l->request.type) {
-        protocol_error(l, SLP_E_UNEXPECTED, "ACCEPT for a request we did not make");
-        return;
-    }
     log_info("relay accepted %s", request_name(l));
     l->state = LINK_OPEN;
     l->h->accepted(l->arg);
 }
 
-/* PUBLISH, MEDIA, EOS: only a subscriber gets them, once open, and MEDIA
- * only after the stream's PUBLISH. */
-static void on_stream_frame(struct link *l, const struct slp_frame *f)
-{
-    if (l->role != SLP_ROLE_SUBSCRIBER || l->state != LINK_OPEN) {
-        protocol_error(l, SLP_E_UNEXPECTED, "stream frame before ACCEPT, or to a publisher");
-        return;
-    }
-    if (f->type == SLP_PUBLISH)
-        l->media_seen_publish = true;
-    if (f->type == SLP_MEDIA && !l->media_seen_publish) {
-        protocol_error(l, SLP_E_UNEXPECTED, "MEDIA before the stream's PUBLISH");
-        return;
-    }
-    l->h->frame(f, l->arg);
-}
-
+/* Handles a decoded frame that the session allows here. */
 static void on_frame(struct link *l, const struct slp_frame *f)
 {
+    const char *why;
+    enum slp_error e = slp_session_recv(&l->sess, f, &why);
+    if (e != SLP_E_NONE) {
+        protocol_error(l, e, why);
+        return;
+    }
     switch (f->type) {
     case SLP_PING: {
         struct slp_frame pong = { .type = SLP_PONG, .ping = f->ping };
@@ -180,26 +162,15 @@ static void on_frame(struct link *l, const struct slp_frame *f)
         on_error_frame(l, f);
         return;
     case SLP_HELLO:
-        if (l->state == LINK_AWAIT_HELLO)
-            on_hello(l, f);
-        else
-            protocol_error(l, SLP_E_UNEXPECTED, "a second HELLO");
+        on_hello(l, f);
         return;
     case SLP_ACCEPT:
-        if (l->state == LINK_AWAIT_ACCEPT)
-            on_accept(l, f);
-        else
-            protocol_error(l, SLP_E_UNEXPECTED, "ACCEPT out of order");
+        on_accept(l);
         return;
-    case SLP_PUBLISH:
-    case SLP_MEDIA:
-    case SLP_EOS:
-        on_stream_frame(l, f);
+    default:                      /* PUBLISH, MEDIA, EOS, to a subscriber */
+        l->h->frame(f, l->arg);
         return;
-    case SLP_SUBSCRIBE:
-        break;
     }
-    protocol_error(l, SLP_E_UNEXPECTED, "a frame only clients send");
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -309,6 +280,7 @@ struct link *link_new(struct slpcat *s, enum slp_role role, const struct link_ha
         return NULL;
     l->s = s;
     l->role = role;
+    slp_session_init(&l->sess, false, role);
     l->h = h;
     l->arg = arg;
     l->rx = malloc(SLP_MAX_FRAME);

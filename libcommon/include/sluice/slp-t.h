@@ -6,6 +6,7 @@
 #ifndef SLUICE_SLP_T_H
 #define SLUICE_SLP_T_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -168,6 +169,23 @@ struct slp_frame {
         struct slp_ping ping;
         struct slp_err err;
     };
+};
+
+/* Where a connection is in the handshake of SLP.md section 6, as seen by
+ * one side; slp_session_recv() checks each frame that arrives against it. */
+enum slp_session_state {
+    SLP_S_NEW,          /* nothing yet: the peer's HELLO is due */
+    SLP_S_HELLO,        /* the peer said HELLO: the request (or ACCEPT) is due */
+    SLP_S_REQUESTED,    /* relay: the request came, our answer is pending */
+    SLP_S_ACCEPTED,     /* streaming */
+    SLP_S_ENDED,        /* the peer sent EOS: nothing more may come */
+};
+
+struct slp_session {
+    bool relay;                  /* we are the relay (the server side) */
+    enum slp_role client;        /* the client's role: the peer's, or ours */
+    enum slp_session_state state;
+    bool publish_seen;           /* subscriber: the stream's PUBLISH came */
 };
 
 enum slp_status {

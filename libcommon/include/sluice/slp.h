@@ -98,6 +98,28 @@ int slp_evbuffer_add(struct evbuffer *out, const struct slp_frame *f);
 int slp_evbuffer_add_error(struct evbuffer *out, enum slp_error code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The handshake order of SLP.md section 6 ("What may arrive when"), pure.
+ * A relay keeps one session per connection:
+ *
+ *   slp_session_init(&c->sess, true, 0);
+ *   on every decoded frame:
+ *       if ((e = slp_session_recv(&c->sess, &f, &why)) != SLP_E_NONE)
+ *           send ERROR e (why), close;
+ *   once it has sent ACCEPT:  slp_session_accepted(&c->sess);
+ *
+ * A client inits with relay = false and its own role. */
+void slp_session_init(struct slp_session *s, bool relay, enum slp_role client);
+
+/* Checks that <f> may arrive now and advances the session. Returns
+ * SLP_E_NONE, or SLP_E_UNEXPECTED (SLP_E_BAD_FRAME for a HELLO of the wrong
+ * role) with a static reason in *<why>. An ERROR is always allowed: the
+ * caller then closes. */
+enum slp_error slp_session_recv(struct slp_session *s, const struct slp_frame *f,
+                                const char **why);
+
+/* Relay side: we sent ACCEPT, so the client may stream. */
+void slp_session_accepted(struct slp_session *s);
+
 /* Names from the tables, or NULL for a value the table does not hold. */
 const char *slp_type_name(unsigned type);       /* "HELLO" */
 const char *slp_error_name(unsigned code);      /* "conflict" */

@@ -732,6 +732,100 @@ static void test_random_input(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* The handshake order (SLP.md section 6, "What may arrive when")           */
+
+static struct slp_frame fr(enum slp_type t)
+{
+    struct slp_frame f = { .type = t };
+    return f;
+}
+
+static struct slp_frame hello_as(enum slp_role role)
+{
+    struct slp_frame f = { .type = SLP_HELLO, .hello = { role, 1, slp_cstr("n"), slp_cstr("") } };
+    return f;
+}
+
+static struct slp_frame accept_of(enum slp_type request)
+{
+    struct slp_frame f = { .type = SLP_ACCEPT, .accept = { request } };
+    return f;
+}
+
+static void expect_session(struct slp_session *s, struct slp_frame f, enum slp_error want)
+{
+    const char *why;
+    enum slp_error got = slp_session_recv(s, &f, &why);
+    if (got != want)
+        fail_msg("%s in state %d: expected %s, got %s (%s)", slp_type_name(f.type), s->state,
+                 want ? slp_error_name(want) : "ok", got ? slp_error_name(got) : "ok", why);
+    assert_true(got == SLP_E_NONE || why != NULL);
+}
+
+static void test_session_relay_side(void **state)
+{
+    (void)state;
+    struct slp_session s;
+    slp_session_init(&s, true, 0);
+    expect_session(&s, fr(SLP_PING), SLP_E_UNEXPECTED);             /* HELLO first */
+    slp_session_init(&s, true, 0);
+    expect_session(&s, hello_as(SLP_ROLE_RELAY), SLP_E_BAD_FRAME);
+    slp_session_init(&s, true, 0);
+    expect_session(&s, hello_as(SLP_ROLE_PUBLISHER), SLP_E_NONE);
+    expect_session(&s, fr(SLP_SUBSCRIBE), SLP_E_UNEXPECTED);        /* a publisher publishes */
+    expect_session(&s, fr(SLP_PUBLISH), SLP_E_NONE);
+    assert_int_equal(s.state, SLP_S_REQUESTED);
+    expect_session(&s, fr(SLP_MEDIA), SLP_E_UNEXPECTED);            /* before ACCEPT */
+    expect_session(&s, fr(SLP_PING), SLP_E_NONE);
+    slp_session_accepted(&s);
+    expect_session(&s, fr(SLP_MEDIA), SLP_E_NONE);
+    expect_session(&s, fr(SLP_MEDIA), SLP_E_NONE);
+    expect_session(&s, fr(SLP_PONG), SLP_E_NONE);
+    expect_session(&s, fr(SLP_PUBLISH), SLP_E_UNEXPECTED);
+    expect_session(&s, hello_as(SLP_ROLE_PUBLISHER), SLP_E_UNEXPECTED);
+    expect_session(&s, fr(SLP_EOS), SLP_E_NONE);
+    expect_session(&s, fr(SLP_MEDIA), SLP_E_UNEXPECTED);            /* after EOS */
+    expect_session(&s, fr(SLP_ERROR), SLP_E_NONE);
+
+    slp_session_init(&s, true, 0);
+    expect_session(&s, hello_as(SLP_ROLE_SUBSCRIBER), SLP_E_NONE);
+    expect_session(&s, fr(SLP_PUBLISH), SLP_E_UNEXPECTED);
+    expect_session(&s, fr(SLP_SUBSCRIBE), SLP_E_NONE);
+    slp_session_accepted(&s);
+    expect_session(&s, fr(SLP_MEDIA), SLP_E_UNEXPECTED);            /* subscribers only listen */
+    expect_session(&s, fr(SLP_EOS), SLP_E_UNEXPECTED);
+    expect_session(&s, fr(SLP_PING), SLP_E_NONE);
+}
+
+static void test_session_client_side(void **state)
+{
+    (void)state;
+    struct slp_session s;
+    slp_session_init(&s, false, SLP_ROLE_SUBSCRIBER);
+    expect_session(&s, hello_as(SLP_ROLE_PUBLISHER), SLP_E_BAD_FRAME);
+    slp_session_init(&s, false, SLP_ROLE_SUBSCRIBER);
+    expect_session(&s, hello_as(SLP_ROLE_RELAY), SLP_E_NONE);
+    expect_session(&s, fr(SLP_MEDIA), SLP_E_UNEXPECTED);
+    expect_session(&s, accept_of(SLP_PUBLISH), SLP_E_UNEXPECTED);   /* not what we asked */
+    expect_session(&s, accept_of(SLP_SUBSCRIBE), SLP_E_NONE);
+    expect_session(&s, fr(SLP_MEDIA), SLP_E_UNEXPECTED);            /* PUBLISH first */
+    expect_session(&s, fr(SLP_PUBLISH), SLP_E_NONE);
+    expect_session(&s, fr(SLP_MEDIA), SLP_E_NONE);
+    expect_session(&s, fr(SLP_PUBLISH), SLP_E_NONE);                /* a new publisher */
+    expect_session(&s, fr(SLP_SUBSCRIBE), SLP_E_UNEXPECTED);
+    expect_session(&s, accept_of(SLP_SUBSCRIBE), SLP_E_UNEXPECTED);
+    expect_session(&s, fr(SLP_EOS), SLP_E_NONE);
+    expect_session(&s, fr(SLP_MEDIA), SLP_E_UNEXPECTED);
+
+    slp_session_init(&s, false, SLP_ROLE_PUBLISHER);
+    expect_session(&s, hello_as(SLP_ROLE_RELAY), SLP_E_NONE);
+    expect_session(&s, accept_of(SLP_PUBLISH), SLP_E_NONE);
+    expect_session(&s, fr(SLP_MEDIA), SLP_E_UNEXPECTED);            /* a relay sends no media */
+    expect_session(&s, fr(SLP_EOS), SLP_E_UNEXPECTED);
+    expect_session(&s, fr(SLP_PING), SLP_E_NONE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -750,6 +844,8 @@ int main(void)
         cmocka_unit_test(test_evbuffer_add),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_random_input),
+        cmocka_unit_test(test_session_relay_side),
+        cmocka_unit_test(test_session_client_side),
     };
     return cmocka_run_group_tests(tests, setup_examples, NULL);
 }
