@@ -69,7 +69,8 @@ size_t slp_encode(uint8_t *dst, size_t cap, const struct slp_frame *f);
 size_t slp_encode_media_header(uint8_t dst[SLP_MEDIA_HEADER_LEN], uint16_t flags,
                                int64_t pts, int64_t wall_us, size_t ts_len);
 
-/* evbuffer glue for connections (not pure: these touch the evbuffer).
+/* evbuffer glue for connections (slp_evbuffer.c; not pure: these touch the
+ * evbuffer).
  *
  * slp_evbuffer_peek() looks at the frame at the front of <in> without
  * removing anything and checks its header: SLP_OK means the whole frame is
