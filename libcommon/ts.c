@@ -192,10 +192,12 @@ static void append(struct ts_annotator *a, const struct ts_pkt *k, bool psi)
         a->pcr = ts_packet_pcr(k->p);
 }
 
-/* Cuts the batch before a primary PES start (PAT/PMT just before stay). */
+/* Cuts the batch before a primary PES start. PAT/PMT packets just before it
+ * stay for the next frame, if they leave room for the PES start itself. */
 static void cut(struct ts_annotator *a)
 {
-    emit_first(a, a->len - a->psi_tail);
+    size_t keep = a->psi_tail + TS_PACKET <= a->cap ? a->psi_tail : 0;
+    emit_first(a, a->len - keep);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -392,7 +394,7 @@ struct ts_annotator *ts_annotator_new(const struct ts_annotator_options *opts)
     if (a->o.audio_key_interval <= 0)
         a->o.audio_key_interval = DEFAULT_AUDIO_KEY_INTERVAL;
     a->cap = (size_t)a->o.max_packets * TS_PACKET;
-    if (a->o.max_packets > TS_FRAME_MAX_PACKETS ||
+    if (a->o.max_packets < TS_FRAME_MIN_PACKETS || a->o.max_packets > TS_FRAME_MAX_PACKETS ||
         (a->buf = malloc(PREFIX_ROOM + a->cap)) == NULL) {
         free(a);
         return NULL;

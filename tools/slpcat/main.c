@@ -51,7 +51,7 @@ static const struct config_opt publish_opts[] = {
       "the lease's time to live (renewed every third of it)" },
     { "protocol", CONF_STR, OFF(protocol), "slpcat", 1, 0, "the protocol named in PUBLISH" },
     { "client", CONF_STR, OFF(client), "", 0, 0, "the client address named in PUBLISH" },
-    { "max-packets", CONF_INT, OFF(max_packets), "512", 1, TS_FRAME_MAX_PACKETS,
+    { "max-packets", CONF_INT, OFF(max_packets), "512", TS_FRAME_MIN_PACKETS, TS_FRAME_MAX_PACKETS,
       "TS packets per MEDIA frame, at most" },
     { NULL },
 };

@@ -51,6 +51,10 @@
 #define TS_MAX_ES           16      /* elementary streams remembered per program */
 #define TS_PSI_MAX_PACKETS  6       /* a 1024-byte section spans at most 6 packets */
 #define TS_FRAME_MAX_PACKETS (SLP_MEDIA_MAX_PACKETS - 2 * TS_PSI_MAX_PACKETS)
+/* A keyframe is recognised when its first slice begins within the frame that
+ * holds its PES start; 16 packets leave room for the parameter sets and SEI
+ * before it (x264's first SEI alone is some 700 bytes). */
+#define TS_FRAME_MIN_PACKETS 16
 
 enum ts_codec {
     TS_CODEC_NONE,        /* no video stream (yet) */
@@ -103,7 +107,8 @@ struct ts_frame {
 typedef void (*ts_emit_fn)(const struct ts_frame *f, void *arg);
 
 struct ts_annotator_options {
-    unsigned max_packets;        /* per frame (PAT/PMT prefix aside); 0 = 512 */
+    unsigned max_packets;        /* per frame (PAT/PMT prefix aside), at least
+                                    TS_FRAME_MIN_PACKETS; 0 = 512 */
     int64_t max_delay_us;        /* 0 = 100 ms */
     int64_t audio_key_interval;  /* 90 kHz; 0 = 90000 (1 s) */
 };
@@ -111,7 +116,7 @@ struct ts_annotator_options {
 struct ts_annotator;
 
 /* Constructor (NULL <opts>: defaults). NULL on allocation failure or when
- * max_packets exceeds TS_FRAME_MAX_PACKETS. */
+ * max_packets is outside [TS_FRAME_MIN_PACKETS, TS_FRAME_MAX_PACKETS]. */
 struct ts_annotator *ts_annotator_new(const struct ts_annotator_options *opts);
 void ts_annotator_free(struct ts_annotator *a);
 

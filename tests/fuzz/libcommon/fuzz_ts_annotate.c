@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned max_packets = data[0] < 128 ? 512 : 1 + data[0] % 32;
+    unsigned max_packets = data[0] < 128 ? 512 : TS_FRAME_MIN_PACKETS + data[0] % 32;
     struct out whole = { .max_packets = max_packets };
     struct out chunked = { .max_packets = max_packets };
     annotate(data + 1, size - 1, 0, &whole);

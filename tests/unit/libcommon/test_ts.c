@@ -319,20 +319,32 @@ static void test_audio_only_fixture(void **state)
     free(m.p);
 }
 
-static void test_frame_size_bound(void **state)
+/* The smallest frames still find every keyframe: the first slice comes
+ * within TS_FRAME_MIN_PACKETS of the PES start. */
+static void run_small_frames(const char *name, size_t keyframes, bool hevc)
 {
-    (void)state;
-    struct media m = load_fixture("h264_aac_10s.ts");
-    struct ts_annotator_options o = { .max_packets = 16 };
+    struct media m = load_fixture(name);
+    struct ts_annotator_options o = { .max_packets = TS_FRAME_MIN_PACKETS };
     struct frames fs = annotate(m.p, m.len, 9000, &o);
     for (size_t i = 0; i < fs.n; i++)
-        assert_true(fs.f[i].len <= (16 + 2) * 188);       /* + the PAT/PMT prefix */
-    assert_int_equal(count_keyframes(&fs), 10);
-    check_keyframes(&fs, 0x100, false);
+        assert_true(fs.f[i].len <= (TS_FRAME_MIN_PACKETS + 2) * 188);  /* + PAT, PMT */
+    assert_int_equal(count_keyframes(&fs), keyframes);
+    check_keyframes(&fs, 0x100, hevc);
     check_passthrough(&m, &fs, 0x1000);
     frames_free(&fs);
     free(m.p);
+}
+
+static void test_frame_size_bound(void **state)
+{
+    (void)state;
+    run_small_frames("h264_aac_10s.ts", 10, false);
+    run_small_frames("hevc_aac_6s.ts", 6, true);
+    struct ts_annotator_options o;
+    o.max_delay_us = o.audio_key_interval = 0;
     o.max_packets = TS_FRAME_MAX_PACKETS + 1;
+    assert_null(ts_annotator_new(&o));
+    o.max_packets = TS_FRAME_MIN_PACKETS - 1;
     assert_null(ts_annotator_new(&o));
 }
 
@@ -442,10 +454,10 @@ static void test_garbage_only(void **state)
         if (i % 188 == 0 && (seed & 0x100))                /* plenty of false syncs */
             g[i] = 0x47;
     }
-    struct ts_annotator_options o = { .max_packets = 64 };
+    struct ts_annotator_options o = { .max_packets = TS_FRAME_MIN_PACKETS };
     struct frames fs = annotate(g, len, -10000, &o);
     for (size_t i = 0; i < fs.n; i++) {
-        assert_true(fs.f[i].len > 0 && fs.f[i].len <= (64 + 12) * 188);
+        assert_true(fs.f[i].len > 0 && fs.f[i].len <= (TS_FRAME_MIN_PACKETS + 12) * 188);
         for (size_t off = 0; off < fs.f[i].len; off += 188)
             assert_int_equal(fs.f[i].ts[off], 0x47);
     }
