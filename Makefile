@@ -90,16 +90,18 @@ endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rules,$(t))))
 
 # A test or harness under .../services/<name>/ links that daemon's library.
-svc_lib = $(if $(findstring /services/,$(1)),$(O)/lib/libsvc-$(word 2,$(subst /, ,$(1))).a)
+# (<1> is the stem, "services/api/test_x": no leading slash.)
+svc_lib = $(if $(filter services/%,$(1)),$(O)/lib/libsvc-$(word 2,$(subst /, ,$(1))).a)
 
 .SECONDEXPANSION:
+# -MMD makes the headers prerequisites too: keep them off the link line.
 $(O)/tests/unit/%: tests/unit/%.c $$(call svc_lib,$$*) $(O)/lib/libcommon.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -lcmocka -o $@
 
 $(O)/tests/fuzz/%: tests/fuzz/%.c $$(call svc_lib,$$*) $(O)/lib/libcommon.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
 
 # Each of these installs what is missing first, so it works on a bare machine.
 test: deps
