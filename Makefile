@@ -44,10 +44,17 @@ ifeq ($(BUILD),fuzz)
   LDFLAGS += -fsanitize=fuzzer,address,undefined
 endif
 
+# V=1 shows full commands.
+ifeq ($(V),1)
+  say :=
+else
+  say = @printf '  %-6s %s\n' $(1) $(2);
+endif
+
 COMMON_OBJ := $(patsubst %.c,$(O)/%.o,$(wildcard libcommon/*.c))
 SERVICES   := $(notdir $(patsubst %/main.c,%,$(wildcard services/*/main.c)))
 TOOLS      := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
-BINS       := $(SERVICES:%=$(O)/bin/sluice-%) $(sort $(TOOLS:%=$(O)/bin/%))
+BINS       := $(strip $(SERVICES:%=$(O)/bin/sluice-%) $(sort $(TOOLS:%=$(O)/bin/%)))
 UNIT_BINS  := $(patsubst %.c,$(O)/%,$(shell find tests/unit -name 'test_*.c' 2>/dev/null))
 FUZZ_BINS  := $(patsubst %.c,$(O)/%,$(shell find tests/fuzz -name 'fuzz_*.c' 2>/dev/null))
 
@@ -64,20 +71,20 @@ deps:
 
 $(O)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(O)/lib/libcommon.a: $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	$(call say,AR,$@)$(AR) rcs $@ $^
 
 define service_rules
 $(1)_OBJ := $$(patsubst %.c,$$(O)/%.o,$$(wildcard services/$(1)/*.c))
 $$(O)/lib/libsvc-$(1).a: $$(filter-out %/main.o,$$($(1)_OBJ))
 	@mkdir -p $$(@D)
-	$$(AR) rcs $$@ $$^
+	$$(call say,AR,$$@)$$(AR) rcs $$@ $$^
 $$(O)/bin/sluice-$(1): $$($(1)_OBJ) $$(O)/lib/libcommon.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) $$^ $$(LDLIBS) -o $$@
+	$$(call say,LINK,$$@)$$(CC) $$(LDFLAGS) $$^ $$(LDLIBS) -o $$@
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 
@@ -85,23 +92,21 @@ define tool_rules
 $(1)_TOBJ := $$(patsubst %.c,$$(O)/%.o,$$(wildcard tools/$(1)/*.c))
 $$(O)/bin/$(1): $$($(1)_TOBJ) $$(O)/lib/libcommon.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) $$^ $$(LDLIBS) -o $$@
+	$$(call say,LINK,$$@)$$(CC) $$(LDFLAGS) $$^ $$(LDLIBS) -o $$@
 endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rules,$(t))))
 
 # A test or harness under .../services/<name>/ links that daemon's library.
-# (<1> is the stem, "services/api/test_x": no leading slash.)
 svc_lib = $(if $(filter services/%,$(1)),$(O)/lib/libsvc-$(word 2,$(subst /, ,$(1))).a)
 
 .SECONDEXPANSION:
-# -MMD makes the headers prerequisites too: keep them off the link line.
 $(O)/tests/unit/%: tests/unit/%.c $$(call svc_lib,$$*) $(O)/lib/libcommon.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -lcmocka -o $@
+	$(call say,TEST,$@)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
 
 $(O)/tests/fuzz/%: tests/fuzz/%.c $$(call svc_lib,$$*) $(O)/lib/libcommon.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter-out %.h,$^) $(LDLIBS) -o $@
+	$(call say,FUZZ,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -o $@
 
 # Each of these installs what is missing first, so it works on a bare machine.
 test: deps
@@ -124,7 +129,7 @@ bench: deps
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	$(if $(BINS),install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/)
 
 clean:
 	rm -rf build

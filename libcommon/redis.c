@@ -69,6 +69,8 @@ static int parse_url(struct redis *r, const char *url)
             goto fail;
         r->db = (int)db;
     }
+    if (hostpart[0] == '\0' || hostpart[0] == ':')
+        goto fail;
     char hp[300];
     snprintf(hp, sizeof(hp), "%s%s", hostpart,
              strchr(hostpart, ':') && hostpart[strlen(hostpart) - 1] != ']' ? "" : ":6379");

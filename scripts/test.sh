@@ -22,7 +22,7 @@ note() { summary="$summary$1\n"; }
 
 stage_unit() {
     pass=0; fail=0
-    for t in $(find "$ASAN/tests/unit" -type f -name 'test_*' ! -name '*.*' | sort); do
+    for t in $(find "$ASAN/tests/unit" -type f -perm -u+x -name 'test_*' ! -name '*.*' | sort); do
         if "$t" >"$t.log" 2>&1; then
             pass=$((pass + 1))
         else

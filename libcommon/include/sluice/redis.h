@@ -53,7 +53,8 @@ struct redis *redis_new(struct event_base *base, struct evdns_base *dns,
 /* Pending callbacks run with "cancelled". Do not call from a redis callback. */
 void redis_free(struct redis *r);
 
-/* Called on every change between up and down (not for the initial state). */
+/* Called on every change between up and down, the first connection included
+ * (a good moment to load state). */
 void redis_set_state_cb(struct redis *r, redis_state_cb cb, void *arg);
 
 /* True when the command connection is up (connected and authenticated). */
