@@ -7,6 +7,7 @@
 
 #include "jwt_auth.h"
 #include "password.h"
+#include "requests.h"
 
 #define OPT(field) offsetof(struct api_config, field)
 
@@ -67,6 +68,8 @@ int api_config_check(const struct api_config *cfg, char **err)
     else if (cfg->internal_token == NULL || strlen(cfg->internal_token) < 32)
         msg = "internal-token: set SLUICE_INTERNAL_TOKEN (or SLUICE_INTERNAL_TOKEN_FILE) "
               "to at least 32 bytes, e.g. `openssl rand -hex 32`";
+    else if (cfg->admin_user[0] && !username_valid(cfg->admin_user))
+        msg = "admin-user: 1 to 64 of A-Z a-z 0-9 _ - . @";
     else if (cfg->admin_user[0] && strlen(cfg->admin_password) < PASSWORD_MIN_LEN)
         msg = "admin-password: with admin-user set, give a password of 8 bytes or more";
     else if (!cfg->admin_user[0] && cfg->admin_password[0])
