@@ -50,6 +50,7 @@ struct db_conn {
     struct event *io;       /* the socket; re-assigned at each step */
     struct event *timer;    /* connect timeout, then backoff */
     int backoff_ms;
+    unsigned failures;      /* in a row; picks the next resolved address */
     struct evdns_getaddrinfo_request *dnsreq;
     struct query *q;        /* running */
     PGresult *keep;         /* the result to deliver when <q> completes */
@@ -537,11 +538,19 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         conn_fail(c, why);
         return;
     }
+    /* after each failed attempt, the next address (a name may have several,
+     * "localhost" an IPv6 one the server does not listen on) */
+    unsigned n = 0;
+    for (struct evutil_addrinfo *ai = res; ai; ai = ai->ai_next)
+        n++;
+    struct evutil_addrinfo *pick = res;
+    for (unsigned i = c->failures % n; i > 0; i--)
+        pick = pick->ai_next;
     char ip[INET6_ADDRSTRLEN];
-    const void *a = res->ai_family == AF_INET6
-        ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
-        : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    evutil_inet_ntop(res->ai_family, a, ip, sizeof(ip));
+    const void *a = pick->ai_family == AF_INET6
+        ? (const void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr
+        : (const void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr;
+    evutil_inet_ntop(pick->ai_family, a, ip, sizeof(ip));
     evutil_freeaddrinfo(res);
     connect_to(c, ip);
 }
@@ -580,8 +589,10 @@ static void conn_fail(struct db_conn *c, const char *why)
     char msg[200];
     tidy(msg, sizeof(msg), why);
     bool was_ready = c->state == C_IDLE || c->state == C_BUSY;
-    if (c->state == C_CONNECTING || c->state == C_RESOLVING)
+    if (c->state == C_CONNECTING || c->state == C_RESOLVING) {
         metric_count(db, M_CONNECTS, "failed");
+        c->failures++;
+    }
     if (db->freeing)
         log_debug("postgres %s [%d]: %s", db->target, c->index, msg);
     else if (strcmp(msg, c->last_error) != 0 || was_ready)
@@ -631,6 +642,7 @@ void db_conn_ready(struct db_conn *c, bool ok)
     }
     c->state = C_IDLE;
     c->backoff_ms = db->o.backoff_min_ms;
+    c->failures = 0;
     c->last_error[0] = '\0';
     db->nready++;
     set_up(db, true);

@@ -111,3 +111,28 @@ def test_restart_keeps_the_schema(daemons, postgres_db, redis_server):
     b = start_api(daemons, postgres_db, redis_server.url)
     assert "applied" not in b.daemon.log_text()
     assert b.authorize(key, "cam1")["allow"] is True
+
+
+def test_connects_by_name_and_by_socket(daemons, postgres_cluster, redis_server):
+    """A host name goes through evdns (libpq would block resolving it); a
+    socket directory needs no resolving."""
+    import urllib.parse
+    db = postgres_cluster.create_database().rsplit("/", 1)[1]
+    by_name = f"postgresql://postgres@localhost:{postgres_cluster.port}/{db}"
+    sock = urllib.parse.quote(str(postgres_cluster.dir), safe="")
+    by_socket = f"postgresql://postgres@/{db}?host={sock}&port={postgres_cluster.port}"
+    for dsn in (by_name, by_socket):
+        api = start_api(daemons, dsn, redis_server.url)
+        assert api.call("GET", "/v1/streams", token=api.admin).status_code == 200
+        api.daemon.stop()
+
+
+def test_unusable_database_url_is_refused(daemons, redis_server):
+    from test_api_auth import run_refused
+    from api_fixtures import INTERNAL_TOKEN, JWT_SECRET
+    for url in ("postgresql://a,b/db", "not a url = = =", "postgresql://[::1/x"):
+        code, out = run_refused({"SLUICE_JWT_SECRET": JWT_SECRET,
+                                 "SLUICE_INTERNAL_TOKEN": INTERNAL_TOKEN,
+                                 "SLUICE_DATABASE_URL": url})
+        assert code == 1, (url, out)
+        assert "database-url" in out, out
