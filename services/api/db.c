@@ -582,13 +582,11 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
         conn_fail(c, "connect timeout");
 }
 
-/* Drops the connection (failing its running query) and retries later. */
-static void conn_fail(struct db_conn *c, const char *why)
+/* Counts and logs a failure of <c> (a repeated one only once) and keeps it as
+ * the pool's reason for /readyz. */
+static void note_failure(struct db_conn *c, const char *msg, bool was_ready)
 {
     struct db *db = c->db;
-    char msg[200];
-    tidy(msg, sizeof(msg), why);
-    bool was_ready = c->state == C_IDLE || c->state == C_BUSY;
     if (c->state == C_CONNECTING || c->state == C_RESOLVING) {
         metric_count(db, M_CONNECTS, "failed");
         c->failures++;
@@ -600,14 +598,17 @@ static void conn_fail(struct db_conn *c, const char *why)
     snprintf(c->last_error, sizeof(c->last_error), "%s", msg);
     if (db->nready == 0 || was_ready)
         snprintf(db->state_text, sizeof(db->state_text), "%s", msg);
+}
+
+/* Releases what <c> holds on the server side: lookup, socket, results. */
+static void conn_close(struct db_conn *c)
+{
     if (c->dnsreq) {
         evdns_getaddrinfo_cancel(c->dnsreq);
         c->dnsreq = NULL;
     }
     event_del(c->io);
     evtimer_del(c->timer);
-    struct query *q = c->q;
-    c->q = NULL;
     PQclear(c->keep);
     c->keep = NULL;
     c->flushing = false;
@@ -615,6 +616,19 @@ static void conn_fail(struct db_conn *c, const char *why)
         PQfinish(c->pg);
         c->pg = NULL;
     }
+}
+
+/* Drops the connection (failing its running query) and retries later. */
+static void conn_fail(struct db_conn *c, const char *why)
+{
+    struct db *db = c->db;
+    char msg[200];
+    tidy(msg, sizeof(msg), why);   /* <why> may live in the PGconn we free */
+    bool was_ready = c->state == C_IDLE || c->state == C_BUSY;
+    note_failure(c, msg, was_ready);
+    struct query *q = c->q;
+    c->q = NULL;
+    conn_close(c);
     c->state = C_WAITING;
     struct timeval tv = clock_tv_ms(c->backoff_ms);
     if (!db->freeing)
@@ -725,6 +739,17 @@ static void set_defaults(struct db_options *o)
     if (!o->backoff_max_ms) o->backoff_max_ms = 5000;
 }
 
+static int conn_init(struct db *db, struct db_conn *c)
+{
+    c->db = db;
+    c->index = (int)(c - db->conns);
+    c->state = C_WAITING;
+    c->backoff_ms = db->o.backoff_min_ms;
+    c->io = event_new(db->base, -1, 0, on_io, c);
+    c->timer = evtimer_new(db->base, on_conn_timer, c);
+    return c->io && c->timer ? 0 : -1;
+}
+
 struct db *db_new(struct event_base *base, struct evdns_base *dns,
                   const struct db_options *opts, char **err)
 {
@@ -745,18 +770,9 @@ struct db *db_new(struct event_base *base, struct evdns_base *dns,
         goto out_free_db;
     if (db->o.metrics && metrics_register(db->o.metrics, db_metric_defs, db->m) == 0)
         metrics_on_collect(db->o.metrics, on_collect, db);
-    for (; db->nconns < db->o.connections; db->nconns++) {
-        struct db_conn *c = &db->conns[db->nconns];
-        c->db = db;
-        c->index = (int)db->nconns;
-        c->state = C_WAITING;
-        c->backoff_ms = db->o.backoff_min_ms;
-        c->io = event_new(base, -1, 0, on_io, c);
-        c->timer = evtimer_new(base, on_conn_timer, c);
-        if (c->io == NULL || c->timer == NULL) {
-            db->nconns++;
+    while (db->nconns < db->o.connections) {
+        if (conn_init(db, &db->conns[db->nconns++]) == -1)
             goto out_free_db;
-        }
     }
     log_info("postgres %s: %u connections", db->target, db->nconns);
     for (unsigned i = 0; i < db->nconns; i++)
