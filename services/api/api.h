@@ -1,15 +1,16 @@
 /* sluice-api: the context every handler reaches through its request, and the
  * configuration it was built from. Built by api_new() (api.c), wired by
- * main.c; each group of routes lives in its own file:
+ * main.c. The files, by layer:
  *
- *   auth.c      POST /v1/auth/login
- *   users.c     /v1/users, and the first admin from the environment
- *   streams.c   /v1/streams, keys
- *   sessions.c  /v1/streams/{name}/sessions
- *   internal.c  /internal/v1/authtable, /internal/v1/authorize
- *
- * on top of call.c (a request's life: bearer auth, replies, errors), events.c
- * (sluice:events), db.c (PostgreSQL), workpool.c (password hashing threads).
+ *   routes      auth.c (login), users.c (users, the first admin), streams.c
+ *               (streams, keys), sessions.c, internal.c (authtable, authorize)
+ *   plumbing    call.c (a request's life: bearer auth, replies, errors),
+ *               events.c (sluice:events), records.c (rows as JSON),
+ *               migrations.c (the schema), config.c (options)
+ *   services    db.c (PostgreSQL, the only user of libpq), workpool.c
+ *               (threads for password hashing), throttle.c (login limits)
+ *   pure        requests.c (bodies), jwt_auth.c (tokens), password.c
+ *               (scrypt), keys.c (stream keys, session ids), b64.c
  */
 #ifndef SLUICE_API_API_H
 #define SLUICE_API_API_H

@@ -27,8 +27,8 @@ struct db_result;
 #define USER_COLUMNS "u.id, u.username, u.role, " SQL_TIME("u.created_at")
 #define USER_NCOLS 4
 
-/* Objects from the columns starting at <col> of <row>; NULL on a malformed row
- * (logged) or out of memory. */
+/* Objects from the columns starting at <col> of <row>: a new reference for
+ * the caller, or NULL on a malformed row (logged) or out of memory. */
 json_t *stream_json(const struct db_result *r, int row, int col);
 json_t *auth_entry_json(const struct db_result *r, int row, int col);
 json_t *user_json(const struct db_result *r, int row, int col);
