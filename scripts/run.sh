@@ -113,10 +113,15 @@ start_postgres
 
 export SLUICE_REDIS_URL="${SLUICE_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
 export SLUICE_DATABASE_URL="${SLUICE_DATABASE_URL:-postgresql://postgres@127.0.0.1:$PG_PORT/sluice}"
-export SLUICE_JWT_SECRET_FILE="${SLUICE_JWT_SECRET_FILE:-$(secret jwt_secret)}"
-export SLUICE_INTERNAL_TOKEN_FILE="${SLUICE_INTERNAL_TOKEN_FILE:-$(secret internal_token)}"
+# Generated secrets, unless the caller gave one (a *_FILE variable would win
+# over the caller's plain SLUICE_JWT_SECRET and the like).
+[ -n "${SLUICE_JWT_SECRET:-}" ] ||
+    export SLUICE_JWT_SECRET_FILE="${SLUICE_JWT_SECRET_FILE:-$(secret jwt_secret)}"
+[ -n "${SLUICE_INTERNAL_TOKEN:-}" ] ||
+    export SLUICE_INTERNAL_TOKEN_FILE="${SLUICE_INTERNAL_TOKEN_FILE:-$(secret internal_token)}"
 export SLUICE_ADMIN_USER="${SLUICE_ADMIN_USER:-admin}"
-export SLUICE_ADMIN_PASSWORD_FILE="${SLUICE_ADMIN_PASSWORD_FILE:-$(secret admin_password)}"
+[ -n "${SLUICE_ADMIN_PASSWORD:-}" ] ||
+    export SLUICE_ADMIN_PASSWORD_FILE="${SLUICE_ADMIN_PASSWORD_FILE:-$(secret admin_password)}"
 
 STARTED=""
 # Each daemon, in the order data flows. Daemons that are not built yet are
@@ -134,7 +139,10 @@ Sluice is running (Ctrl-C stops everything).
 EOF
 for name in $STARTED; do
     case $name in
-        api)   echo "  api         http://127.0.0.1:8000      admin http://127.0.0.1:9100/metrics" ;;
+        api)   echo "  api         http://127.0.0.1:8000      admin http://127.0.0.1:9100/metrics"
+               pw=${SLUICE_ADMIN_PASSWORD:-$(cat "${SLUICE_ADMIN_PASSWORD_FILE:-/dev/null}")}
+               echo "              log in as $SLUICE_ADMIN_USER / $pw:"
+               echo "              curl --json '{\"username\":\"$SLUICE_ADMIN_USER\",\"password\":\"$pw\"}' http://127.0.0.1:8000/v1/auth/login" ;;
         relay) echo "  relay       slp://127.0.0.1:7700       admin http://127.0.0.1:9102/metrics" ;;
     esac
 done
