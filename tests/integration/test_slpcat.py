@@ -405,6 +405,40 @@ def test_publish_stops_when_the_lease_is_lost(relay, redis_server):
     assert r.get(lease_key()) == "ingest-2:91c2"    # not released: not ours
 
 
+def test_publish_survives_a_redis_outage(relay, redis_server, tmp_path):
+    """DESIGN.md: while Redis is down the holder keeps working, and takes its
+    lease again when Redis returns."""
+    src = tmp_path / "part.ts"
+    src.write_bytes(fixture("h264_aac_10s.ts").read_bytes()[:188 * 2660])
+    proc = publish(relay, "--redis-url", redis_server.url, "--file", src, "--rate", "1000000",
+                   "--lease-ttl", "1500ms")                 # about 4 s of sending
+    conn = relay.accept()
+    _, req = handshake(conn, w.PUBLISH)
+    holder = req.publisher.decode()
+    media = []
+
+    def read_for(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            f = conn.recv()
+            assert f is not None and f.type != w.EOS
+            media.append(f)
+
+    read_for(0.8)
+    redis_server.stop()
+    read_for(1.2)                                  # media keeps flowing meanwhile
+    redis_server.start()                           # empty: the lease is gone
+    deadline = time.monotonic() + 3
+    while redis_server.client().get(lease_key()) != holder:
+        assert time.monotonic() < deadline, "the lease was not taken again"
+        read_for(0.1)
+    rest, _ = read_until_eos(conn)
+    code, _, err = finish(proc)
+    assert code == 0, err
+    assert sum(len(f.ts) for f in media + rest) >= 188 * 2600
+    assert redis_server.client().get(lease_key()) is None
+
+
 def test_publish_redis_unreachable(relay):
     code, _, err = finish(publish(relay, "--redis-url", "redis://127.0.0.1:1",
                                   "--file", fixture("aac_10s.ts"), "--connect-timeout", "1s"))
