@@ -80,6 +80,16 @@ static void pacer_rebase(struct pacer *pc, uint64_t fed)
     pc->bytes0 = fed;
 }
 
+/* A first PCR, or one that jumps (a splice, the 2^33 wrap): the timeline
+ * starts again at <pcr>, now or where the old one had got to if later. */
+static void pacer_restart_pcr(struct pacer *pc, int64_t pcr)
+{
+    int64_t now = clock_mono_us();
+    int64_t old_end = pc->pcr0 < 0 ? now : pc->t0_us + (pc->last_pcr - pc->pcr0) / 27;
+    pc->t0_us = old_end > now ? old_end : now;
+    pc->pcr0 = pcr;
+}
+
 /* When the packet at <pkt> (the <fed>th byte of input) is due, in monotonic
  * µs; 0 when it may go at once. */
 static int64_t pacer_due(struct publisher *p, const uint8_t *pkt, uint64_t fed)
@@ -99,12 +109,8 @@ static int64_t pacer_due(struct publisher *p, const uint8_t *pkt, uint64_t fed)
         pc->pcr_pid = pid;
     if (pid != pc->pcr_pid)
         return 0;
-    if (pc->pcr0 < 0 || pcr < pc->last_pcr || pcr - pc->last_pcr > PCR_JUMP) {
-        int64_t now = clock_mono_us();
-        int64_t behind = pc->pcr0 < 0 ? 0 : pc->t0_us + (pc->last_pcr - pc->pcr0) / 27 - now;
-        pc->t0_us = now + (behind > 0 ? behind : 0);
-        pc->pcr0 = pcr;
-    }
+    if (pc->pcr0 < 0 || pcr < pc->last_pcr || pcr - pc->last_pcr > PCR_JUMP)
+        pacer_restart_pcr(pc, pcr);
     pc->last_pcr = pcr;
     return pc->t0_us + (pcr - pc->pcr0) / 27;
 }
@@ -272,6 +278,8 @@ static void pump(struct publisher *p)
         }
         int64_t wait = feed_due(p);
         if (wait > 0) {
+            if (p->ann == NULL)
+                raw_flush(p);          /* --raw: frames go out at least per pause */
             pump_later(p, wait);
             return;
         }
