@@ -49,7 +49,19 @@ static void h_park(struct http_request *req)
     f->parked = req;
 }
 
+static void h_big(struct http_request *req)
+{
+    struct evbuffer *out = evbuffer_new();
+    char block[1024];
+    memset(block, 'b', sizeof(block));
+    for (int i = 0; i < 10; i++)
+        evbuffer_add(out, block, sizeof(block));
+    http_reply(req, 200, "application/octet-stream", out);
+    evbuffer_free(out);
+}
+
 static const struct http_route routes[] = {
+    { HTTP_GET, "/big", h_big },
     { HTTP_GET, "/hello", h_hello },
     { HTTP_GET, "/items/{}", h_echo_params, "item" },
     { HTTP_GET, "/items/{}/parts/{}", h_echo_params },
@@ -94,6 +106,8 @@ static int teardown(void **state)
 struct result {
     bool done;
     int status;
+    char error[64];
+    size_t body_len;
     char type[64];
     char body[512];
     char allow[64];
@@ -104,6 +118,9 @@ static void on_response(const struct httpc_response *resp, void *arg)
     struct result *r = arg;
     r->done = true;
     r->status = resp->status;
+    if (resp->error)
+        snprintf(r->error, sizeof(r->error), "%s", resp->error);
+    r->body_len = resp->body ? evbuffer_get_length(resp->body) : 0;
     if (resp->content_type)
         snprintf(r->type, sizeof(r->type), "%s", resp->content_type);
     if (resp->body) {
@@ -336,6 +353,30 @@ static void test_client_timeout_and_refused(void **state)
     assert_true(r.done);
 }
 
+/* A client bounded in what it accepts refuses a larger answer, and takes one
+ * that fits. */
+static void test_client_max_body(void **state)
+{
+    struct fixture *f = *state;
+    char origin[64];
+    snprintf(origin, sizeof(origin), "http://127.0.0.1:%d", http_server_port(f->srv));
+    struct httpc_options o = { .timeout_ms = 2000, .max_body = 4096, .max_headers = 8192 };
+    struct httpc *c = httpc_new(f->base, NULL, origin, &o);
+    struct result r = { 0 };
+    assert_int_equal(httpc_request(c, "GET", "/big", NULL, NULL, 0, on_response, &r), 0);
+    assert_true(test_loop_until(f->base, &r.done, 3000));
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.error, "response too large");
+    r = (struct result){ 0 };
+    assert_int_equal(httpc_request(c, "GET", "/hello", NULL, NULL, 0, on_response, &r), 0);
+    assert_true(test_loop_until(f->base, &r.done, 3000));
+    assert_int_equal(r.status, 200);
+    httpc_free(c);
+    r = request(f, "GET", "/big", NULL, NULL);   /* the unbounded client takes it */
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 10240);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_timeout_and_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_max_body, setup, teardown),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
 }
