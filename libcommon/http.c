@@ -26,6 +26,7 @@
 #define MAX_LISTENERS 4
 #define MAX_PATH 2048
 #define MAX_SEGMENTS 32
+#define MAX_SERVER_HEADERS 8
 
 enum { M_REQUESTS, M_DURATION, M_CONNECTIONS, M_COUNT };
 static const struct metric_def http_metric_defs[] = {
@@ -61,6 +62,8 @@ struct http_server {
     struct event *fixup_ev;
     struct metric *m[M_COUNT];
     struct metric_series *conns_gauge;
+    struct { char *name, *value; } headers[MAX_SERVER_HEADERS];
+    size_t nheaders;
     void (*free_cb)(void *);
     void *free_arg;
 };
@@ -303,6 +306,9 @@ void http_reply(struct http_request *req, int status, const char *content_type,
                 struct evbuffer *body)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req->ev);
+    struct http_server *s = req->server;
+    for (size_t i = 0; i < s->nheaders; i++)
+        evhttp_add_header(h, s->headers[i].name, s->headers[i].value);
     if (content_type != NULL) {
         evhttp_remove_header(h, "Content-Type");
         evhttp_add_header(h, "Content-Type", content_type);
@@ -546,6 +552,22 @@ int http_server_routes(struct http_server *s, const struct http_route *routes, v
     return 0;
 }
 
+int http_server_add_header(struct http_server *s, const char *name, const char *value)
+{
+    if (s->nheaders == MAX_SERVER_HEADERS)
+        return -1;
+    char *n = strdup(name), *v = strdup(value);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return -1;
+    }
+    s->headers[s->nheaders].name = n;
+    s->headers[s->nheaders].value = v;
+    s->nheaders++;
+    return 0;
+}
+
 void http_server_set_free_cb(struct http_server *s, void (*fn)(void *), void *arg)
 {
     s->free_cb = fn;
@@ -613,6 +635,10 @@ void http_server_free(struct http_server *s)
         evhttp_free(s->http);
     if (s->free_cb)
         s->free_cb(s->free_arg);
+    for (size_t i = 0; i < s->nheaders; i++) {
+        free(s->headers[i].name);
+        free(s->headers[i].value);
+    }
     free(s->fresh);
     free(s);
 }

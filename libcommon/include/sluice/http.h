@@ -93,6 +93,11 @@ struct http_server *http_server_new(struct event_base *base,
 int http_server_routes(struct http_server *s, const struct http_route *routes,
                        void *arg);
 
+/* Adds a header to every reply the server makes from now on, its own errors
+ * included (CORS headers on a public port). Up to 8; <name> and <value> are
+ * copied. Returns 0 or -1. */
+int http_server_add_header(struct http_server *s, const char *name, const char *value);
+
 /* Calls <fn>(<arg>) when the server is freed (to free what its routes use). */
 void http_server_set_free_cb(struct http_server *s, void (*fn)(void *), void *arg);
 

@@ -111,6 +111,7 @@ struct result {
     char type[64];
     char body[512];
     char allow[64];
+    char cors[64];
 };
 
 static void on_response(const struct httpc_response *resp, void *arg)
@@ -130,6 +131,10 @@ static void on_response(const struct httpc_response *resp, void *arg)
     const char *allow = resp->headers ? evhttp_find_header(resp->headers, "Allow") : NULL;
     if (allow)
         snprintf(r->allow, sizeof(r->allow), "%s", allow);
+    const char *cors = resp->headers
+        ? evhttp_find_header(resp->headers, "Access-Control-Allow-Origin") : NULL;
+    if (cors)
+        snprintf(r->cors, sizeof(r->cors), "%s", cors);
 }
 
 static struct result request(struct fixture *f, const char *method, const char *path,
@@ -377,6 +382,26 @@ static void test_client_max_body(void **state)
     assert_int_equal(r.body_len, 10240);
 }
 
+/* Server-wide headers go on every reply, the server's own errors included. */
+static void test_server_headers(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = request(f, "GET", "/hello", NULL, NULL);
+    assert_string_equal(r.cors, "");
+    assert_int_equal(http_server_add_header(f->srv, "Access-Control-Allow-Origin", "*"), 0);
+    r = request(f, "GET", "/hello", NULL, NULL);
+    assert_string_equal(r.cors, "*");
+    r = request(f, "GET", "/nope", NULL, NULL);
+    assert_error(&r, 404, "not_found");
+    assert_string_equal(r.cors, "*");
+    r = request(f, "GET", "/items/..", NULL, NULL);
+    assert_error(&r, 400, "bad_path");
+    assert_string_equal(r.cors, "*");
+    for (int i = 1; i < 8; i++)
+        assert_int_equal(http_server_add_header(f->srv, "X-N", "v"), 0);
+    assert_int_equal(http_server_add_header(f->srv, "X-N", "v"), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_timeout_and_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_max_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_headers, setup, teardown),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
 }
