@@ -48,6 +48,7 @@ struct http_server {
     struct evhttp *http;
     char name[32];
     size_t max_body;
+    size_t max_write;
     unsigned max_conns;
     unsigned nconns;
     unsigned npending;
@@ -132,6 +133,8 @@ static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL)
         return NULL;   /* evhttp then makes its own; it goes uncounted */
+    if (s->max_write)
+        bufferevent_set_max_single_write(bev, s->max_write);
     if (s->nfresh == s->capfresh) {
         size_t cap = s->capfresh ? s->capfresh * 2 : 16;
         struct bufferevent **grown = realloc(s->fresh, cap * sizeof(*grown));
@@ -525,6 +528,7 @@ struct http_server *http_server_new(struct event_base *base,
     snprintf(s->name, sizeof(s->name), "%s", opts->name ? opts->name : "http");
     s->max_body = opts->max_body ? opts->max_body : 64 * 1024;
     s->max_conns = opts->max_connections ? opts->max_connections : 1024;
+    s->max_write = opts->max_write;
     s->http = evhttp_new(base);
     s->fixup_ev = event_new(base, -1, 0, fixup_cb, s);
     if (s->http == NULL || s->fixup_ev == NULL) {

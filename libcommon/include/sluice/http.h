@@ -80,6 +80,10 @@ struct http_server_options {
     size_t max_body;           /* bytes; 0 = 64 KiB */
     unsigned max_connections;  /* 0 = 1024 */
     int timeout_s;             /* idle and read/write timeout; 0 = 30 */
+    size_t max_write;          /* bytes written to a connection per loop turn;
+                                * 0 = libevent's 16 KiB. Servers of large
+                                * bodies raise it: a 1 MB body otherwise takes
+                                * 64 turns of the loop */
     struct metrics *metrics;   /* requests and latency by route; may be NULL */
 };
 

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -60,7 +61,17 @@ static void h_big(struct http_request *req)
     evbuffer_free(out);
 }
 
+/* Replies with the connection's max single write. */
+static void h_maxwrite(struct http_request *req)
+{
+    struct bufferevent *bev =
+        evhttp_connection_get_bufferevent(evhttp_request_get_connection(req->ev));
+    http_reply_json(req, 200, json_pack("{s:I}", "max_write",
+                                        (json_int_t)bufferevent_get_max_single_write(bev)));
+}
+
 static const struct http_route routes[] = {
+    { HTTP_GET, "/maxwrite", h_maxwrite },
     { HTTP_GET, "/big", h_big },
     { HTTP_GET, "/hello", h_hello },
     { HTTP_GET, "/items/{}", h_echo_params, "item" },
@@ -77,7 +88,8 @@ static int setup(void **state)
     f->base = event_base_new();
     f->metrics = metrics_new();
     struct http_server_options o = { .name = "test", .max_body = 100,
-                                     .max_connections = 3, .metrics = f->metrics };
+                                     .max_connections = 3, .metrics = f->metrics,
+                                     .max_write = 1 << 20 };
     f->srv = http_server_new(f->base, &o);
     assert_non_null(f->srv);
     http_server_routes(f->srv, routes, f);
@@ -402,6 +414,16 @@ static void test_server_headers(void **state)
     assert_int_equal(http_server_add_header(f->srv, "X-N", "v"), -1);
 }
 
+/* max_write reaches every connection's bufferevent. */
+static void test_max_write(void **state)
+{
+    struct result r = request(*state, "GET", "/maxwrite", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"max_write\":1048576"));
+    r = request(*state, "GET", "/big", NULL, NULL);
+    assert_int_equal(r.body_len, 10240);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_timeout_and_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_max_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_write, setup, teardown),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
 }
