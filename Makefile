@@ -97,7 +97,7 @@ endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rules,$(t))))
 
 # A test or harness under .../services/<name>/ links that daemon's library.
-svc_lib = $(if $(findstring /services/,$(1)),$(O)/lib/libsvc-$(word 2,$(subst /, ,$(1))).a)
+svc_lib = $(if $(filter services/%,$(1)),$(O)/lib/libsvc-$(word 2,$(subst /, ,$(1))).a)
 
 .SECONDEXPANSION:
 $(O)/tests/unit/%: tests/unit/%.c $$(call svc_lib,$$*) $(O)/lib/libcommon.a
