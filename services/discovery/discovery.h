@@ -39,6 +39,7 @@ struct stream_dir {
     int wd;
     int64_t last_sent_ms;        /* monotonic: the last refresh sent */
     int64_t last_ok_ms;          /* monotonic: the last refresh Redis took */
+    int64_t deferred_wall_us;    /* a refresh held back by the rate bound, or 0 */
 };
 
 enum rescan_reason { RS_START, RS_REDIS, RS_OVERFLOW, RS_ORIGIN, RS_RETRY, RS_COUNT };
@@ -50,6 +51,7 @@ struct discovery {
     struct redis *redis;
     int ifd;                     /* inotify descriptor */
     struct event *iev, *retry;
+    struct event *flush;         /* sends the refreshes the rate bound held back */
     int root_wd, live_wd;        /* -1 when not watched */
     struct stream_dir *streams;  /* a small array: one origin's streams */
     size_t nstreams, capstreams;
@@ -74,8 +76,11 @@ void watch_rescan(struct discovery *ds, enum rescan_reason why);
 size_t watch_active(const struct discovery *ds);
 
 /* publish.c */
+int publish_start(struct discovery *ds);
+void publish_stop(struct discovery *ds);
 /* Refreshes sluice:origin:<name> for a playlist written at <written_wall_us>
- * (age <age_ms>), unless it was refreshed less than TTL/10 ago. */
+ * (age <age_ms>). At most one write per stream per TTL/10: a replacement
+ * sooner than that is sent when that time is up. */
 void publish_refresh(struct discovery *ds, struct stream_dir *s, int64_t written_wall_us,
                      int64_t age_ms);
 

@@ -104,6 +104,8 @@ static void discovery_stop(void *arg)
         event_del(ds->iev);
     if (ds->retry)
         evtimer_del(ds->retry);
+    if (ds->flush)
+        evtimer_del(ds->flush);
 }
 
 static int discovery_start(struct discovery *ds, struct daemon *d,
@@ -120,7 +122,7 @@ static int discovery_start(struct discovery *ds, struct daemon *d,
     if (ds->redis == NULL)
         return -1;
     snprintf(ds->origin_err, sizeof(ds->origin_err), "not read yet");
-    if (watch_start(ds) == -1)
+    if (publish_start(ds) == -1 || watch_start(ds) == -1)
         return -1;
     redis_set_state_cb(ds->redis, on_redis_state, ds);
     char *err = NULL;
@@ -151,6 +153,7 @@ int main(int argc, char **argv)
     }
     redis_free(ds.redis);   /* pending writes run their callbacks, which use ds */
     watch_stop(&ds);
+    publish_stop(&ds);
     int frc = daemon_free(d, discovery_opts, &cfg);
     return rc ? rc : frc;
 }

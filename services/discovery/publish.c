@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "sluice/clock.h"
+#include "sluice/daemon.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
@@ -60,16 +62,79 @@ static char *record(const struct discovery *ds, const char *name, int64_t writte
     return out;
 }
 
+static int64_t min_interval(const struct discovery *ds)
+{
+    return ds->cfg->ttl_ms / 10;
+}
+
+static void send_refresh(struct discovery *ds, struct stream_dir *s, int64_t written_wall_us,
+                         int64_t age_ms);
+
+/* Sends what the rate bound held back, once its time is up. */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct discovery *ds = arg;
+    int64_t now = clock_mono_ms(), next = INT64_MAX;
+    for (size_t i = 0; i < ds->nstreams; i++) {
+        struct stream_dir *s = &ds->streams[i];
+        if (s->deferred_wall_us == 0)
+            continue;
+        int64_t due = s->last_sent_ms + min_interval(ds);
+        if (due <= now) {
+            int64_t written = s->deferred_wall_us;
+            s->deferred_wall_us = 0;
+            int64_t age = (clock_wall_us() - written) / 1000;
+            send_refresh(ds, s, written, age < 0 ? 0 : age);
+        } else if (due < next) {
+            next = due;
+        }
+    }
+    if (next != INT64_MAX) {
+        struct timeval tv = clock_tv_ms(next - now);
+        evtimer_add(ds->flush, &tv);
+    }
+}
+
+int publish_start(struct discovery *ds)
+{
+    ds->flush = evtimer_new(ds->d->base, on_flush, ds);
+    return ds->flush ? 0 : -1;
+}
+
+void publish_stop(struct discovery *ds)
+{
+    if (ds->flush)
+        event_free(ds->flush);
+    ds->flush = NULL;
+}
+
 void publish_refresh(struct discovery *ds, struct stream_dir *s, int64_t written_wall_us,
                      int64_t age_ms)
+{
+    int64_t now = clock_mono_ms();
+    if (s->last_sent_ms != 0 && now - s->last_sent_ms < min_interval(ds)) {
+        /* the playlist is replaced very often: send the latest when time is up */
+        s->deferred_wall_us = written_wall_us;
+        if (!evtimer_pending(ds->flush, NULL)) {
+            struct timeval tv = clock_tv_ms(s->last_sent_ms + min_interval(ds) - now);
+            evtimer_add(ds->flush, &tv);
+        }
+        return;
+    }
+    s->deferred_wall_us = 0;
+    send_refresh(ds, s, written_wall_us, age_ms);
+}
+
+static void send_refresh(struct discovery *ds, struct stream_dir *s, int64_t written_wall_us,
+                         int64_t age_ms)
 {
     int64_t now = clock_mono_ms(), ttl = ds->cfg->ttl_ms;
     if (!ds->origin_ok || !redis_is_up(ds->redis))
         return;   /* /readyz says why; a rescan follows the fix */
     if (age_ms >= ttl)
         return;   /* an old playlist: the stream is not packaged here any more */
-    if (s->last_sent_ms != 0 && now - s->last_sent_ms < ttl / 10 && age_ms == 0)
-        return;   /* refreshed a moment ago: the playlist is rewritten very often */
     char *value = record(ds, s->name, written_wall_us);
     struct sent *sent = malloc(sizeof(*sent));
     if (value == NULL || sent == NULL) {
