@@ -85,13 +85,15 @@ static void land(struct flight *f, struct flight_result *res)
     f->tail = &f->head;
 }
 
-/* Lands with an error, or with the stale copy if there is one. */
+/* Lands with an error or, when <stale_ok> and the cache still has a copy
+ * within its stale bound, with that copy (stale-if-error). */
 static void land_error(struct flight *f, int status, const char *error,
-                       const char *message)
+                       const char *message, bool stale_ok)
 {
     struct edge *e = f->fl->e;
     int64_t now = clock_mono_ms();
-    struct cache_entry *ce = cache_get(e->cache, f->obj.key, f->obj.keylen, now);
+    struct cache_entry *ce =
+        stale_ok ? cache_get(e->cache, f->obj.key, f->obj.keylen, now) : NULL;
     struct flight_result res;
     if (ce != NULL && ce->body->status == 200) {
         log_debug("%s: %s, serving the stale copy", f->obj.key, message);
@@ -126,7 +128,7 @@ static void store(struct flight *f, const struct httpc_response *resp, int statu
     const struct edge_config *cfg = e->cfg;
     struct body *b = body_from_evbuffer(status, status == 200 ? resp->body : NULL);
     if (b == NULL) {
-        land_error(f, 503, "overloaded", "out of memory");
+        land_error(f, 503, "overloaded", "out of memory", true);
         return;
     }
     if (status == 200 && resp->headers != NULL) {
@@ -159,23 +161,23 @@ static void fail_fetch(struct flight *f, enum fetch_result why, int status_seen)
         snprintf(f->message, sizeof(f->message), "the origin did not answer within %lld ms",
                  (long long)e->cfg->origin_timeout_ms);
         routes_suspect(e->routes, f->obj.ns, f->obj.name);
-        land_error(f, 504, "origin_timeout", f->message);
+        land_error(f, 504, "origin_timeout", f->message, true);
         break;
     case FR_BAD_STATUS:
         snprintf(f->message, sizeof(f->message), "the origin answered %d", status_seen);
-        land_error(f, 502, "bad_gateway", f->message);
+        land_error(f, 502, "bad_gateway", f->message, true);
         break;
     case FR_TOO_LARGE:
         snprintf(f->message, sizeof(f->message), "the object is larger than %lld bytes",
                  (long long)e->cfg->max_object_size);
-        land_error(f, 502, "object_too_large", f->message);
+        land_error(f, 502, "object_too_large", f->message, false);
         break;
     case FR_OVERLOADED:
-        land_error(f, 503, "overloaded", "too many origin fetches in flight");
+        land_error(f, 503, "overloaded", "too many origin fetches in flight", true);
         break;
     default:   /* FR_UNREACHABLE, FR_ORIGIN_DOWN */
         routes_suspect(e->routes, f->obj.ns, f->obj.name);
-        land_error(f, 502, "origin_unreachable", "the origin cannot be reached");
+        land_error(f, 502, "origin_unreachable", "the origin cannot be reached", true);
         break;
     }
 }
@@ -212,14 +214,15 @@ static void on_route(const struct route_result *rr, void *arg)
     case ROUTE_ABSENT:
         snprintf(f->message, sizeof(f->message), f->obj.ns == NS_VOD
                  ? "no recording %s" : "stream %s is not live", f->obj.name);
-        land_error(f, 404, "not_found", f->message);
+        /* not live any more: what is cached of it is no excuse to go on */
+        land_error(f, 404, "not_found", f->message, false);
         break;
     case ROUTE_UNAVAILABLE:
         snprintf(f->message, sizeof(f->message), "cannot find the origin: %s", rr->why);
         if (rr->bad_record)
-            land_error(f, 502, "bad_route", f->message);
+            land_error(f, 502, "bad_route", f->message, true);
         else
-            land_error(f, 503, "route_unavailable", f->message);
+            land_error(f, 503, "route_unavailable", f->message, true);
         break;
     }
 }
@@ -252,7 +255,7 @@ int flights_join(struct flights *fl, const struct objpath *obj, flight_cb cb, vo
         return -1;
     }
     if (routes_resolve(fl->e->routes, obj->ns, obj->name, on_route, f) == -1)
-        land_error(f, 503, "overloaded", "out of memory");
+        land_error(f, 503, "overloaded", "out of memory", true);
     return 0;
 }
 

@@ -183,9 +183,12 @@ static void answer_fallback(struct routes *rt, struct route *r, const char *why)
 
 static void on_nil(struct routes *rt, struct route *r, int64_t now)
 {
-    bool grace = rt->up_since != 0 && now - rt->up_since < rt->o.grace_ms;
+    /* Redis came back (empty, if it restarted) less than <grace> ago and this
+     * route was known from before: discovery may not have written it again yet.
+     * A route confirmed since then is not protected: its key really went. */
+    bool grace = rt->up_since != 0 && now - rt->up_since < rt->o.grace_ms &&
+                 r->confirmed < rt->up_since;
     if (r->url[0] && grace && now - r->confirmed < rt->o.stale_ms) {
-        /* Redis came back empty; discovery has not written the key again yet */
         count(rt, RL_REMEMBERED);
         answer(r, &(struct route_result){ ROUTE_FOUND, r->url, .remembered = true });
         return;
