@@ -19,7 +19,7 @@ DATA=$ROOT/.run
 REDIS_PORT=${SLUICE_RUN_REDIS_PORT:-6380}
 PG_PORT=${SLUICE_RUN_PG_PORT:-5433}
 PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
-mkdir -p "$DATA/redis" "$DATA/secrets" "$DATA/logs"
+mkdir -p "$DATA/redis" "$DATA/secrets" "$DATA/logs" "$DATA/hls"
 chmod 700 "$DATA/secrets"
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -123,6 +123,9 @@ STARTED=""
 # skipped, so this list can name every daemon of the design.
 daemon api --listen=127.0.0.1:8000 --admin-listen=127.0.0.1:9100
 daemon relay --listen=127.0.0.1:7700 --admin-listen=127.0.0.1:9102
+# hls writes $DATA/hls (the origin directory); discovery watches it
+daemon discovery --dir="$DATA/hls" --admin-listen=127.0.0.1:9105
+daemon edge --listen=127.0.0.1:8081 --admin-listen=127.0.0.1:9106
 
 cat <<EOF
 
@@ -136,6 +139,10 @@ for name in $STARTED; do
     case $name in
         api)   echo "  api         http://127.0.0.1:8000      admin http://127.0.0.1:9100/metrics" ;;
         relay) echo "  relay       slp://127.0.0.1:7700       admin http://127.0.0.1:9102/metrics" ;;
+        discovery)
+               echo "  discovery   watching $DATA/hls        admin http://127.0.0.1:9105/metrics" ;;
+        edge)  echo "  edge        http://127.0.0.1:8081      admin http://127.0.0.1:9106/metrics"
+               echo "              watch: http://127.0.0.1:8081/live/<stream>/index.m3u8" ;;
     esac
 done
 echo
