@@ -102,11 +102,11 @@ svc_lib = $(if $(filter services/%,$(1)),$(O)/lib/libsvc-$(word 2,$(subst /, ,$(
 .SECONDEXPANSION:
 $(O)/tests/unit/%: tests/unit/%.c $$(call svc_lib,$$*) $(O)/lib/libcommon.a
 	@mkdir -p $(@D)
-	$(call say,TEST,$@)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+	$(call say,TEST,$@)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
 
 $(O)/tests/fuzz/%: tests/fuzz/%.c $$(call svc_lib,$$*) $(O)/lib/libcommon.a
 	@mkdir -p $(@D)
-	$(call say,FUZZ,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call say,FUZZ,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -o $@
 
 # Each of these installs what is missing first, so it works on a bare machine.
 test: deps

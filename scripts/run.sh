@@ -8,22 +8,30 @@
 # in a postgres-owned directory outside the checkout (a checkout under a 0700
 # home is unreachable for that user): /var/tmp/sluice-run-<id>/pg.
 #
-# The caller's SLUICE_* variables pass through to every daemon. Ports:
-#   SLUICE_RUN_REDIS_PORT (6380), SLUICE_RUN_PG_PORT (5433); daemons use the
-#   defaults of docs/architecture.md.
+# The caller's SLUICE_* variables pass through to every daemon. Ports are the
+# defaults of docs/architecture.md; each can be moved with SLUICE_RUN_<NAME>_PORT
+# (REDIS 6380, PG 5433, API 8000, API_ADMIN 9100, ...), which the test of this
+# script uses to run beside anything else.
 set -eu
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 BIN=${SLUICE_RUN_BIN:-$ROOT/build/release/bin}
-DATA=$ROOT/.run
+DATA=${SLUICE_RUN_DATA:-$ROOT/.run}
 REDIS_PORT=${SLUICE_RUN_REDIS_PORT:-6380}
 PG_PORT=${SLUICE_RUN_PG_PORT:-5433}
+API_PORT=${SLUICE_RUN_API_PORT:-8000}
+API_ADMIN_PORT=${SLUICE_RUN_API_ADMIN_PORT:-9100}
+RELAY_PORT=${SLUICE_RUN_RELAY_PORT:-7700}
+RELAY_ADMIN_PORT=${SLUICE_RUN_RELAY_ADMIN_PORT:-9102}
+DISCOVERY_ADMIN_PORT=${SLUICE_RUN_DISCOVERY_ADMIN_PORT:-9105}
+EDGE_PORT=${SLUICE_RUN_EDGE_PORT:-8081}
+EDGE_ADMIN_PORT=${SLUICE_RUN_EDGE_ADMIN_PORT:-9106}
 PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
 mkdir -p "$DATA/redis" "$DATA/secrets" "$DATA/logs" "$DATA/hls"
 chmod 700 "$DATA/secrets"
 
 if [ "$(id -u)" -eq 0 ]; then
-    PG_DIR=/var/tmp/sluice-run-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)
+    PG_DIR=/var/tmp/sluice-run-$(printf '%s' "$DATA" | cksum | cut -d' ' -f1)
     mkdir -p "$PG_DIR"
     chown postgres:postgres "$PG_DIR"
     as_pg() { runuser -u postgres -- "$@"; }
@@ -40,13 +48,19 @@ stopping=""
 
 say() { printf 'sluice run: %s\n' "$*"; }
 
+# shellcheck disable=SC2317 # called from the traps
 stop_all() {
     [ -n "$stopping" ] && return
     stopping=1
     trap '' INT TERM
     say "stopping"
-    for pid in $PIDS; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in $PIDS; do wait "$pid" 2>/dev/null || true; done
+    # last started first: consumers before what they consume
+    reversed=""
+    for pid in $PIDS; do reversed="$pid $reversed"; done
+    for pid in $reversed; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     if [ -n "$PG_STARTED" ]; then
         as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
     fi
@@ -72,7 +86,7 @@ start_redis() {
     if port_busy "$REDIS_PORT"; then
         say "port $REDIS_PORT is busy: set SLUICE_RUN_REDIS_PORT"; exit 1
     fi
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" \
+    setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" \
         --save 60 1 --appendonly no --logfile "$DATA/logs/redis.log" &
     REDIS_PID=$!
     i=0
@@ -103,7 +117,7 @@ start_postgres() {
 daemon() {
     name=$1; shift
     [ -x "$BIN/sluice-$name" ] || return 0
-    "$BIN/sluice-$name" "$@" &
+    setsid "$BIN/sluice-$name" "$@" &
     PIDS="$PIDS $!"
     STARTED="$STARTED $name"
 }
@@ -113,19 +127,24 @@ start_postgres
 
 export SLUICE_REDIS_URL="${SLUICE_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
 export SLUICE_DATABASE_URL="${SLUICE_DATABASE_URL:-postgresql://postgres@127.0.0.1:$PG_PORT/sluice}"
-export SLUICE_JWT_SECRET_FILE="${SLUICE_JWT_SECRET_FILE:-$(secret jwt_secret)}"
-export SLUICE_INTERNAL_TOKEN_FILE="${SLUICE_INTERNAL_TOKEN_FILE:-$(secret internal_token)}"
+# Generated secrets, unless the caller gave one (a *_FILE variable would win
+# over the caller's plain SLUICE_JWT_SECRET and the like).
+[ -n "${SLUICE_JWT_SECRET:-}" ] ||
+    export SLUICE_JWT_SECRET_FILE="${SLUICE_JWT_SECRET_FILE:-$(secret jwt_secret)}"
+[ -n "${SLUICE_INTERNAL_TOKEN:-}" ] ||
+    export SLUICE_INTERNAL_TOKEN_FILE="${SLUICE_INTERNAL_TOKEN_FILE:-$(secret internal_token)}"
 export SLUICE_ADMIN_USER="${SLUICE_ADMIN_USER:-admin}"
-export SLUICE_ADMIN_PASSWORD_FILE="${SLUICE_ADMIN_PASSWORD_FILE:-$(secret admin_password)}"
+[ -n "${SLUICE_ADMIN_PASSWORD:-}" ] ||
+    export SLUICE_ADMIN_PASSWORD_FILE="${SLUICE_ADMIN_PASSWORD_FILE:-$(secret admin_password)}"
 
 STARTED=""
 # Each daemon, in the order data flows. Daemons that are not built yet are
 # skipped, so this list can name every daemon of the design.
-daemon api --listen=127.0.0.1:8000 --admin-listen=127.0.0.1:9100
-daemon relay --listen=127.0.0.1:7700 --admin-listen=127.0.0.1:9102
+daemon api "--listen=127.0.0.1:$API_PORT" "--admin-listen=127.0.0.1:$API_ADMIN_PORT"
+daemon relay "--listen=127.0.0.1:$RELAY_PORT" "--admin-listen=127.0.0.1:$RELAY_ADMIN_PORT"
 # hls writes $DATA/hls (the origin directory); discovery watches it
-daemon discovery --dir="$DATA/hls" --admin-listen=127.0.0.1:9105
-daemon edge --listen=127.0.0.1:8081 --admin-listen=127.0.0.1:9106
+daemon discovery "--dir=$DATA/hls" "--admin-listen=127.0.0.1:$DISCOVERY_ADMIN_PORT"
+daemon edge "--listen=127.0.0.1:$EDGE_PORT" "--admin-listen=127.0.0.1:$EDGE_ADMIN_PORT"
 
 cat <<EOF
 
@@ -137,25 +156,23 @@ Sluice is running (Ctrl-C stops everything).
 EOF
 for name in $STARTED; do
     case $name in
-        api)   echo "  api         http://127.0.0.1:8000      admin http://127.0.0.1:9100/metrics" ;;
-        relay) echo "  relay       slp://127.0.0.1:7700       admin http://127.0.0.1:9102/metrics" ;;
+        api)   echo "  api         http://127.0.0.1:$API_PORT      admin http://127.0.0.1:$API_ADMIN_PORT/metrics"
+               pw=${SLUICE_ADMIN_PASSWORD:-$(cat "${SLUICE_ADMIN_PASSWORD_FILE:-/dev/null}")}
+               echo "              log in as $SLUICE_ADMIN_USER / $pw:"
+               echo "              curl --json '{\"username\":\"$SLUICE_ADMIN_USER\",\"password\":\"$pw\"}' http://127.0.0.1:$API_PORT/v1/auth/login" ;;
+        relay) echo "  relay       slp://127.0.0.1:$RELAY_PORT       admin http://127.0.0.1:$RELAY_ADMIN_PORT/metrics" ;;
         discovery)
-               echo "  discovery   watching $DATA/hls        admin http://127.0.0.1:9105/metrics" ;;
-        edge)  echo "  edge        http://127.0.0.1:8081      admin http://127.0.0.1:9106/metrics"
-               echo "              watch: http://127.0.0.1:8081/live/<stream>/index.m3u8" ;;
+               echo "  discovery   watching $DATA/hls        admin http://127.0.0.1:$DISCOVERY_ADMIN_PORT/metrics" ;;
+        edge)  echo "  edge        http://127.0.0.1:$EDGE_PORT      admin http://127.0.0.1:$EDGE_ADMIN_PORT/metrics"
+               echo "              watch: http://127.0.0.1:$EDGE_PORT/live/<stream>/index.m3u8" ;;
     esac
 done
 echo
 
-if [ -z "$PIDS" ]; then
-    # nothing to supervise yet: keep Redis and PostgreSQL up until Ctrl-C
-    wait "$REDIS_PID"
-else
-    # stop everything as soon as any daemon exits on its own
-    while :; do
-        for pid in $PIDS; do
-            kill -0 "$pid" 2>/dev/null || { say "a daemon exited (pid $pid)"; exit 1; }
-        done
-        sleep 1
-    done
-fi
+# Wait for Ctrl-C (the trap stops everything) or for anything we started to
+# exit on its own (then stop the rest: a half-running suite only misleads).
+# Everything runs in its own session, so Ctrl-C reaches only this script,
+# which stops the daemons first, then PostgreSQL and Redis.
+wait -n
+say "a process exited on its own; see the log lines above"
+exit 1

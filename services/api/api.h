@@ -1,0 +1,98 @@
+/* sluice-api: the context every handler reaches through its request, and the
+ * configuration it was built from. Built by api_new() (api.c), wired by
+ * main.c. The files, by layer:
+ *
+ *   routes      auth.c (login), users.c (users, the first admin), streams.c
+ *               (streams, keys), sessions.c, internal.c (authtable, authorize)
+ *   plumbing    call.c (a request's life: bearer auth, replies, errors),
+ *               events.c (sluice:events), records.c (rows as JSON),
+ *               migrations.c (the schema), config.c (options)
+ *   services    db.c (PostgreSQL, the only user of libpq), workpool.c
+ *               (threads for password hashing), throttle.c (login limits)
+ *   pure        requests.c (bodies), jwt_auth.c (tokens), password.c
+ *               (scrypt), keys.c (stream keys, session ids), b64.c
+ */
+#ifndef SLUICE_API_API_H
+#define SLUICE_API_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/config.h"
+#include "sluice/http.h"
+
+struct daemon;
+struct db;
+struct redis;
+struct workpool;
+struct throttle;
+struct metric;
+struct event;
+
+struct api_config {
+    char *listen;
+    char *admin_listen;
+    char *database_url;
+    char *jwt_secret;
+    char *internal_token;
+    char *admin_user;
+    char *admin_password;
+    int64_t db_connections, db_queue, db_timeout_ms, db_connect_timeout_ms;
+    int64_t db_backoff_max_ms;
+    int64_t jwt_ttl_ms, session_ttl_ms;
+    int64_t password_cost, hash_threads, hash_queue;
+    int64_t login_max_failures, login_window_ms, login_lockout_ms;
+    int64_t max_body;
+    bool trust_proxy;
+};
+
+extern const struct config_opt api_opts[];
+
+/* Checks what the table cannot express (secret lengths, pairs of options).
+ * Returns 0, or -1 with a malloc'd message in *<err>. */
+int api_config_check(const struct api_config *cfg, char **err);
+
+enum api_metric {
+    AM_LOGINS, AM_AUTHORIZE, AM_EVENTS, AM_REDIS_UP, AM_HASH_QUEUE, AM_COUNT
+};
+
+struct api {
+    struct daemon *d;
+    const struct api_config *cfg;
+    struct http_server *http;
+    struct db *db;
+    struct redis *redis;
+    struct workpool *hashers;
+    struct throttle *throttle;
+    struct event *drain_timer;
+    char dummy_hash[128];          /* verified against for unknown users */
+    struct bootstrap *bootstrap;   /* the first admin, until created */
+    struct metric *m[AM_COUNT];
+};
+
+/* Builds everything and starts listening. NULL (logged) on failure. */
+struct api *api_new(struct daemon *d, const struct api_config *cfg);
+
+/* The daemon's stop hook: stops accepting and drains pending requests. */
+void api_stop(void *arg);
+
+/* Frees everything; pending requests are answered 503. */
+void api_free(struct api *api);
+
+/* Counts one event in a labelled api counter. */
+void api_count(struct api *api, enum api_metric m, const char *label);
+
+/* Route tables, one per file. */
+extern const struct http_route auth_routes[];
+extern const struct http_route users_routes[];
+extern const struct http_route streams_routes[];
+extern const struct http_route sessions_routes[];
+extern const struct http_route internal_routes[];
+
+/* users.c: creates the admin of SLUICE_ADMIN_USER once the database is up. */
+int bootstrap_start(struct api *api);
+void bootstrap_db_up(struct api *api);
+void bootstrap_free(struct api *api);
+
+#endif

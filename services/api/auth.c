@@ -1,0 +1,192 @@
+/* POST /v1/auth/login: a user name and password for a bearer token.
+ *
+ * The password check (scrypt) runs on a worker thread. Unknown users are
+ * checked against a dummy hash, so the answer takes as long either way, and
+ * both count against the throttle: 5 failures (login-max-failures) for a user
+ * name or a client address within login-window lock it for login-lockout. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api.h"
+#include "call.h"
+#include "db.h"
+#include "jwt_auth.h"
+#include "password.h"
+#include "records.h"
+#include "sluice/clock.h"
+#include "sluice/http.h"
+#include "sluice/log.h"
+#include "throttle.h"
+#include "workpool.h"
+
+struct login {
+    struct call call;
+    struct login_req in;
+    char ukey[THROTTLE_KEY_MAX], akey[THROTTLE_KEY_MAX];
+    char client[64];
+    char who[80];                   /* the user name as given, escaped for logs */
+    int64_t user_id;
+    char role[16];
+    char hash[PASSWORD_HASH_MAX];   /* the user's, or the dummy */
+    char *password;                 /* a copy for the worker; cleansed, freed */
+    size_t pwlen;
+    bool match;                     /* written by the worker */
+};
+
+static void free_password(struct login *l)
+{
+    if (l->password) {
+        OPENSSL_cleanse(l->password, l->pwlen);
+        free(l->password);
+        l->password = NULL;
+    }
+}
+
+/* Ends both throttle attempts: on a success only the user's count is wiped,
+ * so an attacker's own account cannot reset the count of its address. */
+static void end_attempts(struct login *l, enum throttle_outcome user,
+                         enum throttle_outcome addr)
+{
+    struct api *api = l->call.api;
+    int64_t now = clock_mono_ms();
+    throttle_end(api->throttle, l->ukey, now, user);
+    throttle_end(api->throttle, l->akey, now, addr);
+    free_password(l);
+}
+
+static void too_many(struct login *l, int64_t wait_ms)
+{
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ms + 999) / 1000));
+    api_count(l->call.api, AM_LOGINS, "throttled");
+    log_warn("login: %s from %s refused: too many failures", l->who, l->client);
+    http_header(l->call.req, "Retry-After", secs);
+    call_error(&l->call, 429, "too_many_requests",
+               "too many failed logins; try again in %s s", secs);
+}
+
+static void grant(struct login *l)
+{
+    struct api *api = l->call.api;
+    struct jwt_claims claims = { .user_id = l->user_id };
+    snprintf(claims.name, sizeof(claims.name), "%s", l->in.username);
+    snprintf(claims.role, sizeof(claims.role), "%s", l->role);
+    char *token = jwt_auth_sign((const uint8_t *)api->cfg->jwt_secret,
+                                strlen(api->cfg->jwt_secret), &claims,
+                                clock_wall_us() / 1000000, api->cfg->jwt_ttl_ms / 1000);
+    if (token == NULL) {
+        call_error(&l->call, 500, "internal", "internal error");
+        return;
+    }
+    char expires[32];
+    clock_rfc3339(expires, sizeof(expires), claims.exp * 1000000);
+    api_count(api, AM_LOGINS, "ok");
+    log_info("login: %s (%s) from %s", l->who, l->role, l->client);
+    json_t *body = json_pack("{s:s, s:s, s:{s:I, s:s, s:s}}", "token", token,
+                             "expires_at", expires, "user", "id", (json_int_t)l->user_id,
+                             "username", l->in.username, "role", l->role);
+    free(token);
+    call_reply(&l->call, 200, body);
+}
+
+/* On the loop, once the worker has compared. */
+static void on_checked(void *arg, bool cancelled)
+{
+    struct login *l = arg;
+    if (cancelled) {
+        end_attempts(l, THROTTLE_NEUTRAL, THROTTLE_NEUTRAL);
+        call_unavailable(&l->call, "the login service");
+        return;
+    }
+    bool ok = l->match && l->user_id > 0;
+    end_attempts(l, ok ? THROTTLE_SUCCESS : THROTTLE_FAILURE,
+                 ok ? THROTTLE_NEUTRAL : THROTTLE_FAILURE);
+    if (ok) {
+        grant(l);
+        return;
+    }
+    api_count(l->call.api, AM_LOGINS, "denied");
+    log_info("login: %s from %s: bad user name or password", l->who, l->client);
+    call_error(&l->call, 401, "unauthorized", "invalid user name or password");
+}
+
+/* On a worker thread: touches only <l>'s password and hash. */
+static void check_password(void *arg)
+{
+    struct login *l = arg;
+    l->match = password_verify(l->password, l->pwlen, l->hash);
+}
+
+static void on_user(const struct db_result *res, void *arg)
+{
+    struct login *l = arg;
+    struct api *api = l->call.api;
+    if (db_status(res) != DB_OK) {
+        end_attempts(l, THROTTLE_NEUTRAL, THROTTLE_NEUTRAL);
+        call_db_error(&l->call, res, "login");
+        return;
+    }
+    const char *hash = db_value(res, 0, 2);
+    l->user_id = db_nrows(res) == 1 ? db_int(res, 0, 0) : -1;
+    snprintf(l->role, sizeof(l->role), "%s", db_value(res, 0, 1) ? db_value(res, 0, 1) : "");
+    snprintf(l->hash, sizeof(l->hash), "%s", hash && l->user_id > 0 ? hash : api->dummy_hash);
+    if (workpool_submit(api->hashers, check_password, on_checked, l) == -1) {
+        end_attempts(l, THROTTLE_NEUTRAL, THROTTLE_NEUTRAL);
+        call_unavailable(&l->call, "the login service (busy)");
+    }
+}
+
+/* Starts the attempt against both throttle keys. Returns 0, or -1 after
+ * replying 429. */
+static int begin_attempts(struct login *l)
+{
+    struct throttle *t = l->call.api->throttle;
+    int64_t now = clock_mono_ms();
+    int64_t wait = throttle_begin(t, l->akey, now);
+    if (wait > 0) {
+        too_many(l, wait);
+        return -1;
+    }
+    if ((wait = throttle_begin(t, l->ukey, now)) > 0) {
+        throttle_end(t, l->akey, now, THROTTLE_NEUTRAL);
+        too_many(l, wait);
+        return -1;
+    }
+    return 0;
+}
+
+static void post_login(struct http_request *req)
+{
+    struct login *l = call_new(req, sizeof(*l));
+    char err[160];
+    if (l == NULL || call_read_body(&l->call) == -1)
+        return;
+    if (req_login(l->call.body, &l->in, err, sizeof(err)) == -1) {
+        call_error(&l->call, 400, "bad_request", "%s", err);
+        return;
+    }
+    call_client_ip(&l->call, l->client, sizeof(l->client));
+    log_escape(l->who, sizeof(l->who), l->in.username, strlen(l->in.username));
+    snprintf(l->ukey, sizeof(l->ukey), "u:%s", l->in.username);
+    snprintf(l->akey, sizeof(l->akey), "a:%s", l->client);
+    if (begin_attempts(l) == -1)
+        return;
+    l->pwlen = strlen(l->in.password);
+    l->password = strdup(l->in.password);
+    const char *params[] = { l->in.username };
+    if (l->password == NULL ||
+        db_query(l->call.api->db,
+                 "SELECT u.id, u.role, u.password_hash FROM users u WHERE u.username = $1",
+                 1, params, on_user, l) == -1) {
+        end_attempts(l, THROTTLE_NEUTRAL, THROTTLE_NEUTRAL);
+        call_unavailable(&l->call, "the database");
+    }
+}
+
+const struct http_route auth_routes[] = {
+    { HTTP_POST, "/v1/auth/login", post_login },
+    { 0 },
+};

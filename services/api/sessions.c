@@ -1,0 +1,137 @@
+/* POST /v1/streams/{name}/sessions: a single-use session id for publishing or
+ * watching one stream (see sessions.h for how it is stored). */
+#include "sessions.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api.h"
+#include "call.h"
+#include "db.h"
+#include "keys.h"
+#include "sluice/clock.h"
+#include "sluice/http.h"
+#include "sluice/json.h"
+#include "sluice/log.h"
+#include "sluice/names.h"
+#include "sluice/redis.h"
+
+struct session_call {
+    struct call call;
+    struct session_req in;
+    char stream[STREAM_NAME_MAX + 1];
+    char id[KEY_LEN + 1];
+    char expires[32];
+};
+
+int session_parse(const char *value, size_t len, struct session *out)
+{
+    json_t *v = json_parse(value, len, NULL, 0);
+    const char *stream, *mode;
+    int rc = -1;
+    if (v && json_is_object(v) && json_get_str(v, "stream", &stream) == 0 &&
+        stream_name_valid(stream) && json_get_str(v, "mode", &mode) == 0) {
+        snprintf(out->stream, sizeof(out->stream), "%s", stream);
+        if (strcmp(mode, mode_name(MODE_PUBLISH)) == 0)
+            out->mode = MODE_PUBLISH, rc = 0;
+        else if (strcmp(mode, mode_name(MODE_REQUEST)) == 0)
+            out->mode = MODE_REQUEST, rc = 0;
+    }
+    json_decref(v);
+    return rc;
+}
+
+static void on_stored(const struct redis_reply *reply, const char *err, void *arg)
+{
+    struct session_call *s = arg;
+    if (err != NULL || redis_reply_type(reply) != REDIS_R_STATUS) {
+        /* nil: NX found the id taken, which 192 random bits make a fault */
+        log_warn("sessions: cannot store a session: %s", err ? err : "id taken");
+        OPENSSL_cleanse(s->id, sizeof(s->id));
+        call_unavailable(&s->call, "Redis");
+        return;
+    }
+    log_info("sessions: %s session for %s by %s", mode_name(s->in.mode), s->stream,
+             s->call.who.name);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "resource_id", s->stream,
+                             "session_id", s->id, "mode", mode_name(s->in.mode),
+                             "expires_at", s->expires);
+    OPENSSL_cleanse(s->id, sizeof(s->id));
+    call_reply(&s->call, 201, body);
+}
+
+static void on_stream(const struct db_result *res, void *arg)
+{
+    struct session_call *s = arg;
+    struct call *c = &s->call;
+    if (db_status(res) != DB_OK) {
+        call_db_error(c, res, "creating a session");
+        return;
+    }
+    if (db_nrows(res) == 0) {
+        call_error(c, 404, "not_found", "no such stream");
+        return;
+    }
+    int64_t now = clock_wall_us(), ttl = c->api->cfg->session_ttl_ms;
+    char created[32], key[sizeof(SESSION_KEY_PREFIX) + KEY_LEN];
+    clock_rfc3339(created, sizeof(created), now);
+    clock_rfc3339(s->expires, sizeof(s->expires), now + ttl * 1000);
+    json_t *v = json_pack("{s:s, s:s, s:I, s:s}", "stream", s->stream, "mode",
+                          mode_name(s->in.mode), "user", (json_int_t)c->who.id,
+                          "created_at", created);
+    char *value = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (value == NULL || key_generate(SESSION_PREFIX, s->id, sizeof(s->id)) == -1) {
+        free(value);
+        call_error(c, 500, "internal", "internal error");
+        return;
+    }
+    snprintf(key, sizeof(key), SESSION_KEY_PREFIX "%s", s->id);
+    int rc = redis_command(c->api->redis, on_stored, s, "SET %s %s PX %lld NX", key, value,
+                           (long long)ttl);
+    free(value);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (rc == -1)
+        call_unavailable(c, "Redis");
+}
+
+static void create_session(struct call *c)
+{
+    struct session_call *s = (struct session_call *)c;
+    char err[160];
+    const char *name = c->req->params[0];
+    if (!stream_name_valid(name)) {
+        call_error(c, 404, "not_found", "no such stream");
+        return;
+    }
+    snprintf(s->stream, sizeof(s->stream), "%s", name);
+    if (req_session(c->body, &s->in, err, sizeof(err)) == -1) {
+        call_error(c, 400, "bad_request", "%s", err);
+        return;
+    }
+    if (!redis_is_up(c->api->redis)) {
+        call_unavailable(c, "Redis");
+        return;
+    }
+    const char *params[] = { s->stream, call_owner_filter(c) };
+    if (db_query(c->api->db,
+                 "SELECT s.name FROM streams s WHERE s.name = $1"
+                 " AND ($2::bigint IS NULL OR s.owner_id = $2)",
+                 2, params, on_stream, s) == -1)
+        call_unavailable(c, "the database");
+}
+
+static void post_sessions(struct http_request *req)
+{
+    struct session_call *s = call_new(req, sizeof(*s));
+    if (s && call_read_body(&s->call) == 0)
+        call_authenticate(&s->call, ROLES_ANY, create_session);
+}
+
+const struct http_route sessions_routes[] = {
+    { HTTP_POST, "/v1/streams/{}/sessions", post_sessions },
+    { 0 },
+};

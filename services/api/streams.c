@@ -1,0 +1,403 @@
+/* Streams and their keys: POST/GET /v1/streams, GET/PATCH/DELETE
+ * /v1/streams/{name}, POST /v1/streams/{name}/key.
+ *
+ * Publishers see and change only their own streams (another's is a 404, so
+ * names are not probed); admins see all. Every change is one SQL statement
+ * (data-modifying CTEs), so it is atomic without a transaction spanning round
+ * trips, and bumps auth_state.version in that same statement; the change is
+ * then published on sluice:events, and only then answered. A key is shown
+ * once, in the answer that made it; the database keeps its SHA-256. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api.h"
+#include "call.h"
+#include "db.h"
+#include "events.h"
+#include "keys.h"
+#include "records.h"
+#include "sluice/http.h"
+#include "sluice/log.h"
+#include "sluice/names.h"
+#include "sluice/redis.h"
+
+#define STREAMS_PAGE 100
+#define STREAMS_PAGE_MAX 1000
+
+/* The owner filter: $2 is NULL for an admin, else the caller's id. */
+#define OWNED "($2::bigint IS NULL OR owner_id = $2)"
+
+/* Bumps the version only if the statement will find the stream. */
+#define BUMP_IF_FOUND                                                          \
+    "v AS (UPDATE auth_state SET version = version + 1"                        \
+    " WHERE EXISTS (SELECT 1 FROM streams WHERE name = $1 AND " OWNED ")"      \
+    " RETURNING version)"
+
+/* The answer of every change: the stream and its new auth entry. */
+#define CHANGED_ROW                                                            \
+    " SELECT " STREAM_COLUMNS ", " AUTH_COLUMNS                                \
+    " FROM s JOIN users u ON u.id = s.owner_id JOIN stream_keys k ON k.stream_id = s.id"
+
+static const char sql_create[] =
+    "WITH v AS (UPDATE auth_state SET version = version + 1 RETURNING version),"
+    " o AS (SELECT id FROM users WHERE username = $4),"
+    " s AS (INSERT INTO streams (name, title, category, owner_id, passphrase, disabled,"
+    "   record, auth_version)"
+    "   SELECT $1, $2, $3, o.id, $5, $6, $7, v.version FROM o, v RETURNING *),"
+    " ins AS (INSERT INTO stream_keys (key_sha256, stream_id)"
+    "   SELECT decode($8, 'hex'), s.id FROM s RETURNING key_sha256, stream_id)"
+    " SELECT " STREAM_COLUMNS ", " AUTH_COLUMNS
+    " FROM s JOIN users u ON u.id = s.owner_id JOIN ins k ON k.stream_id = s.id";
+
+static const char sql_list[] =
+    "SELECT " STREAM_COLUMNS " FROM streams s JOIN users u ON u.id = s.owner_id"
+    " WHERE ($1::bigint IS NULL OR s.owner_id = $1) AND s.name > $2"
+    " ORDER BY s.name LIMIT $3";
+
+static const char sql_get[] =
+    "SELECT " STREAM_COLUMNS " FROM streams s JOIN users u ON u.id = s.owner_id"
+    " WHERE s.name = $1 AND ($2::bigint IS NULL OR s.owner_id = $2)";
+
+static const char sql_patch[] =
+    "WITH " BUMP_IF_FOUND ","
+    " s AS (UPDATE streams SET"
+    "   title = coalesce($3, title),"
+    "   category = coalesce($4, category),"
+    "   passphrase = CASE $5::text WHEN 'set' THEN $6 WHEN 'clear' THEN NULL"
+    "     ELSE passphrase END,"
+    "   disabled = coalesce($7::boolean, disabled),"
+    "   record = coalesce($8::boolean, record),"
+    "   updated_at = now(), auth_version = v.version"
+    "   FROM v WHERE name = $1 AND " OWNED " RETURNING streams.*)"
+    CHANGED_ROW;
+
+static const char sql_rotate[] =
+    "WITH " BUMP_IF_FOUND ","
+    " s AS (UPDATE streams SET updated_at = now(), auth_version = v.version"
+    "   FROM v WHERE name = $1 AND " OWNED " RETURNING streams.*),"
+    " ins AS (INSERT INTO stream_keys (key_sha256, stream_id)"
+    "   SELECT decode($3, 'hex'), s.id FROM s"
+    "   ON CONFLICT (stream_id) DO UPDATE"
+    "   SET key_sha256 = excluded.key_sha256, created_at = now()"
+    "   RETURNING key_sha256, stream_id)"
+    " SELECT " STREAM_COLUMNS ", " AUTH_COLUMNS
+    " FROM s JOIN users u ON u.id = s.owner_id JOIN ins k ON k.stream_id = s.id";
+
+static const char sql_delete[] =
+    "WITH " BUMP_IF_FOUND
+    " DELETE FROM streams s USING v WHERE s.name = $1 AND " OWNED
+    " RETURNING s.name, v.version";
+
+struct stream_call {
+    struct call call;
+    const char *name;                /* the path's, or the body's */
+    union {
+        struct stream_req create;
+        struct stream_patch patch;
+    } in;
+    char key[KEY_LEN + 1];           /* a new key, shown once */
+    int limit;
+};
+
+static const char *boolean_param(bool set, bool value)
+{
+    return set ? (value ? "t" : "f") : NULL;
+}
+
+/* Changes that reach ingest need Redis to announce them: refuse before
+ * changing anything rather than change silently. Returns 0, or -1 after
+ * replying 503. */
+static int need_redis(struct call *c)
+{
+    if (redis_is_up(c->api->redis))
+        return 0;
+    call_unavailable(c, "Redis (needed to announce the change)");
+    return -1;
+}
+
+/* The path's stream name; replies 404 for one no stream could have. */
+static bool path_name(struct stream_call *s)
+{
+    s->name = s->call.req->params[0];
+    if (stream_name_valid(s->name))
+        return true;
+    call_error(&s->call, 404, "not_found", "no such stream");
+    return false;
+}
+
+/* Publishes <type> with the auth entry of <res> (a CHANGED_ROW), then replies
+ * <status>: {"stream", "key"} when a key was made, else the stream. */
+static void announce(struct stream_call *s, const struct db_result *res, const char *type,
+                     int status)
+{
+    json_t *stream = stream_json(res, 0, 0);
+    json_t *auth = auth_entry_json(res, 0, STREAM_NCOLS);
+    long long version = db_int(res, 0, STREAM_NCOLS + 4);
+    if (stream == NULL || auth == NULL) {
+        json_decref(stream);
+        json_decref(auth);
+        call_error(&s->call, 500, "internal", "internal error");
+        return;
+    }
+    json_t *body = s->key[0] ? json_pack("{s:o, s:s}", "stream", stream, "key", s->key)
+                             : stream;
+    OPENSSL_cleanse(s->key, sizeof(s->key));
+    log_info("streams: %s %s by %s", type, s->name, s->call.who.name);
+    event_publish_then_reply(&s->call, event_message(type, s->name, version, auth), status,
+                             body);
+}
+
+/* A change found nothing (or failed). Returns true if it replied. */
+static bool change_failed(struct stream_call *s, const struct db_result *res,
+                          const char *what)
+{
+    if (db_status(res) != DB_OK) {
+        call_db_error(&s->call, res, what);
+        return true;
+    }
+    if (db_nrows(res) == 0) {
+        call_error(&s->call, 404, "not_found", "no such stream");
+        return true;
+    }
+    return false;
+}
+
+/* ---- POST /v1/streams --------------------------------------------------- */
+
+static void on_created(const struct db_result *res, void *arg)
+{
+    struct stream_call *s = arg;
+    if (db_status(res) == DB_FAILED && strcmp(db_sqlstate(res), DB_UNIQUE_VIOLATION) == 0) {
+        call_error(&s->call, 409, "conflict", "a stream with this name exists");
+        return;
+    }
+    if (db_status(res) != DB_OK) {
+        call_db_error(&s->call, res, "creating a stream");
+        return;
+    }
+    if (db_nrows(res) == 0) {
+        call_error(&s->call, 400, "bad_request", "owner: no such user");
+        return;
+    }
+    announce(s, res, "stream.created", 201);
+}
+
+static void create_stream(struct call *c)
+{
+    struct stream_call *s = (struct stream_call *)c;
+    struct stream_req *in = &s->in.create;
+    char err[160], hash[SHA256_HEX_LEN + 1];
+    if (req_stream(c->body, in, err, sizeof(err)) == -1) {
+        call_error(c, 400, "bad_request", "%s", err);
+        return;
+    }
+    if (!call_is_admin(c) && in->owner && strcmp(in->owner, c->who.name) != 0) {
+        call_error(c, 403, "forbidden", "publishers create streams for themselves only");
+        return;
+    }
+    if (need_redis(c) == -1)
+        return;
+    if (key_generate(KEY_PREFIX, s->key, sizeof(s->key)) == -1) {
+        call_error(c, 500, "internal", "internal error");
+        return;
+    }
+    s->name = in->name;
+    key_sha256_hex(s->key, strlen(s->key), hash);
+    const char *params[] = { in->name, in->title, in->category,
+                             in->owner ? in->owner : c->who.name, in->passphrase,
+                             boolean_param(true, in->disabled),
+                             boolean_param(true, in->record), hash };
+    if (db_query(c->api->db, sql_create, 8, params, on_created, s) == -1)
+        call_unavailable(c, "the database");
+}
+
+static void post_streams(struct http_request *req)
+{
+    struct stream_call *s = call_new(req, sizeof(*s));
+    if (s && call_read_body(&s->call) == 0)
+        call_authenticate(&s->call, ROLES_ANY, create_stream);
+}
+
+/* ---- GET /v1/streams ---------------------------------------------------- */
+
+static void on_list(const struct db_result *res, void *arg)
+{
+    struct stream_call *s = arg;
+    if (db_status(res) != DB_OK) {
+        call_db_error(&s->call, res, "listing streams");
+        return;
+    }
+    json_t *list = json_array();
+    int n = db_nrows(res);
+    for (int i = 0; i < n; i++)
+        json_array_append_new(list, stream_json(res, i, 0));
+    const char *last = n == s->limit ? db_value(res, n - 1, 0) : NULL;
+    call_reply(&s->call, 200, json_pack("{s:o, s:o}", "streams", list, "next",
+                                        last ? json_string(last) : json_null()));
+}
+
+static void list_streams(struct call *c)
+{
+    struct stream_call *s = (struct stream_call *)c;
+    char *after = NULL, limit[16];
+    if (call_page(c, STREAMS_PAGE, STREAMS_PAGE_MAX, &s->limit, &after) == -1)
+        return;
+    snprintf(limit, sizeof(limit), "%d", s->limit);
+    const char *params[] = { call_owner_filter(c), after ? after : "", limit };
+    int rc = db_query(c->api->db, sql_list, 3, params, on_list, s);
+    free(after);
+    if (rc == -1)
+        call_unavailable(c, "the database");
+}
+
+static void get_streams(struct http_request *req)
+{
+    struct stream_call *s = call_new(req, sizeof(*s));
+    if (s)
+        call_authenticate(&s->call, ROLES_ANY, list_streams);
+}
+
+/* ---- GET /v1/streams/{name} --------------------------------------------- */
+
+static void on_got(const struct db_result *res, void *arg)
+{
+    struct stream_call *s = arg;
+    if (change_failed(s, res, "reading a stream"))
+        return;
+    json_t *stream = stream_json(res, 0, 0);
+    if (stream == NULL)
+        call_error(&s->call, 500, "internal", "internal error");
+    else
+        call_reply(&s->call, 200, stream);
+}
+
+static void read_stream(struct call *c)
+{
+    struct stream_call *s = (struct stream_call *)c;
+    if (!path_name(s))
+        return;
+    const char *params[] = { s->name, call_owner_filter(c) };
+    if (db_query(c->api->db, sql_get, 2, params, on_got, s) == -1)
+        call_unavailable(c, "the database");
+}
+
+static void get_stream(struct http_request *req)
+{
+    struct stream_call *s = call_new(req, sizeof(*s));
+    if (s)
+        call_authenticate(&s->call, ROLES_ANY, read_stream);
+}
+
+/* ---- PATCH /v1/streams/{name} ------------------------------------------- */
+
+static void on_patched(const struct db_result *res, void *arg)
+{
+    struct stream_call *s = arg;
+    if (!change_failed(s, res, "changing a stream"))
+        announce(s, res, "stream.updated", 200);
+}
+
+static void patch_stream(struct call *c)
+{
+    struct stream_call *s = (struct stream_call *)c;
+    struct stream_patch *in = &s->in.patch;
+    char err[160];
+    if (!path_name(s))
+        return;
+    if (req_stream_patch(c->body, in, err, sizeof(err)) == -1) {
+        call_error(c, 400, "bad_request", "%s", err);
+        return;
+    }
+    if (need_redis(c) == -1)
+        return;
+    static const char *const pass_ops[] = { "keep", "set", "clear" };
+    const char *params[] = { s->name, call_owner_filter(c), in->title, in->category,
+                             pass_ops[in->pass_op], in->passphrase,
+                             boolean_param(in->disabled.set, in->disabled.value),
+                             boolean_param(in->record.set, in->record.value) };
+    if (db_query(c->api->db, sql_patch, 8, params, on_patched, s) == -1)
+        call_unavailable(c, "the database");
+}
+
+static void patch_streams(struct http_request *req)
+{
+    struct stream_call *s = call_new(req, sizeof(*s));
+    if (s && call_read_body(&s->call) == 0)
+        call_authenticate(&s->call, ROLES_ANY, patch_stream);
+}
+
+/* ---- DELETE /v1/streams/{name} ------------------------------------------ */
+
+static void on_deleted(const struct db_result *res, void *arg)
+{
+    struct stream_call *s = arg;
+    if (change_failed(s, res, "deleting a stream"))
+        return;
+    log_info("streams: stream.deleted %s by %s", s->name, s->call.who.name);
+    event_publish_then_reply(&s->call,
+                             event_message("stream.deleted", s->name, db_int(res, 0, 1),
+                                           NULL),
+                             204, NULL);
+}
+
+static void delete_stream(struct call *c)
+{
+    struct stream_call *s = (struct stream_call *)c;
+    if (!path_name(s) || need_redis(c) == -1)
+        return;
+    const char *params[] = { s->name, call_owner_filter(c) };
+    if (db_query(c->api->db, sql_delete, 2, params, on_deleted, s) == -1)
+        call_unavailable(c, "the database");
+}
+
+static void delete_streams(struct http_request *req)
+{
+    struct stream_call *s = call_new(req, sizeof(*s));
+    if (s)
+        call_authenticate(&s->call, ROLES_ANY, delete_stream);
+}
+
+/* ---- POST /v1/streams/{name}/key ---------------------------------------- */
+
+static void on_rotated(const struct db_result *res, void *arg)
+{
+    struct stream_call *s = arg;
+    if (!change_failed(s, res, "rotating a key"))
+        announce(s, res, "key.rotated", 200);
+}
+
+static void rotate_key(struct call *c)
+{
+    struct stream_call *s = (struct stream_call *)c;
+    char hash[SHA256_HEX_LEN + 1];
+    if (!path_name(s) || need_redis(c) == -1)
+        return;
+    if (key_generate(KEY_PREFIX, s->key, sizeof(s->key)) == -1) {
+        call_error(c, 500, "internal", "internal error");
+        return;
+    }
+    key_sha256_hex(s->key, strlen(s->key), hash);
+    const char *params[] = { s->name, call_owner_filter(c), hash };
+    if (db_query(c->api->db, sql_rotate, 3, params, on_rotated, s) == -1)
+        call_unavailable(c, "the database");
+}
+
+static void post_key(struct http_request *req)
+{
+    struct stream_call *s = call_new(req, sizeof(*s));
+    if (s)
+        call_authenticate(&s->call, ROLES_ANY, rotate_key);
+}
+
+const struct http_route streams_routes[] = {
+    { HTTP_GET, "/v1/streams", get_streams },
+    { HTTP_POST, "/v1/streams", post_streams },
+    { HTTP_GET, "/v1/streams/{}", get_stream },
+    { HTTP_PATCH, "/v1/streams/{}", patch_streams },
+    { HTTP_DELETE, "/v1/streams/{}", delete_streams },
+    { HTTP_POST, "/v1/streams/{}/key", post_key },
+    { 0 },
+};
