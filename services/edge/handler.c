@@ -92,15 +92,11 @@ static void cache_control(struct edge *e, const struct objpath *obj, int64_t fre
     snprintf(out, outlen, "public, max-age=%lld", (long long)(left > 0 ? left : 0));
 }
 
-/* Sends <b> (or the part the Range asks for) by reference. */
-static void serve(struct edge *e, struct http_request *req, const struct objpath *obj,
-                  struct body *b, int64_t fresh_until, const char *xcache)
+static void object_headers(struct edge *e, struct http_request *req,
+                           const struct objpath *obj, const struct body *b,
+                           int64_t fresh_until, const char *xcache)
 {
-    if (b->status != 200) {
-        reply_error(e, req, 404, "not_found", "no such object at the origin");
-        return;
-    }
-    char cc[80], size[32];
+    char cc[80];
     cache_control(e, obj, fresh_until, xcache[0] == 'S', cc, sizeof(cc));
     common_headers(e, req);
     http_header(req, "Cache-Control", cc);
@@ -110,37 +106,57 @@ static void serve(struct edge *e, struct http_request *req, const struct objpath
         http_header(req, "Last-Modified", b->last_modified);
     http_header(req, "Accept-Ranges", "bytes");
     http_header(req, "X-Cache", xcache);
+}
+
+/* Which bytes of <b> the request's Range (if honoured) asks for, with its
+ * Content-Range header. Returns 200, 206, or 416 after answering it. */
+static int pick_range(struct http_request *req, const struct body *b, uint64_t *off,
+                      uint64_t *len)
+{
+    const char *range = http_request_header(req, "Range");
+    if (range && !if_range_allows(http_request_header(req, "If-Range"), b->etag,
+                                  b->last_modified))
+        range = NULL;
+    char cr[80];
+    switch (range_parse(range, b->len, off, len)) {
+    case RANGE_OK:
+        snprintf(cr, sizeof(cr), "bytes %llu-%llu/%zu", (unsigned long long)*off,
+                 (unsigned long long)(*off + *len - 1), b->len);
+        http_header(req, "Content-Range", cr);
+        return 206;
+    case RANGE_UNSATISFIABLE:
+        snprintf(cr, sizeof(cr), "bytes */%zu", b->len);
+        http_header(req, "Content-Range", cr);
+        http_error(req, 416, "range_not_satisfiable", "the range is outside the object");
+        return 416;
+    case RANGE_NONE:
+        break;
+    }
+    *off = 0;
+    *len = b->len;
+    return 200;
+}
+
+/* Sends <b> (or the part the Range asks for) by reference. */
+static void serve(struct edge *e, struct http_request *req, const struct objpath *obj,
+                  struct body *b, int64_t fresh_until, const char *xcache)
+{
+    if (b->status != 200) {
+        reply_error(e, req, 404, "not_found", "no such object at the origin");
+        return;
+    }
+    object_headers(e, req, obj, b, fresh_until, xcache);
     count_viewer(e, req, obj);
     if (etag_list_match(http_request_header(req, "If-None-Match"), b->etag)) {
         http_reply(req, 304, NULL, NULL);
         return;
     }
-    uint64_t off = 0, len = b->len;
-    int status = 200;
-    const char *range = http_request_header(req, "Range");
-    if (range && !if_range_allows(http_request_header(req, "If-Range"), b->etag,
-                                  b->last_modified))
-        range = NULL;
-    switch (range_parse(range, b->len, &off, &len)) {
-    case RANGE_OK: {
-        char cr[80];
-        snprintf(cr, sizeof(cr), "bytes %llu-%llu/%zu", (unsigned long long)off,
-                 (unsigned long long)(off + len - 1), b->len);
-        http_header(req, "Content-Range", cr);
-        status = 206;
-        break;
-    }
-    case RANGE_UNSATISFIABLE: {
-        char cr[48];
-        snprintf(cr, sizeof(cr), "bytes */%zu", b->len);
-        http_header(req, "Content-Range", cr);
-        http_error(req, 416, "range_not_satisfiable", "the range is outside the object");
+    uint64_t off, len;
+    int status = pick_range(req, b, &off, &len);
+    if (status == 416)
         return;
-    }
-    case RANGE_NONE:
-        break;
-    }
     if (req->method == HTTP_HEAD) {
+        char size[32];
         snprintf(size, sizeof(size), "%llu", (unsigned long long)len);
         http_header(req, "Content-Length", size);
         http_reply(req, status, obj->content_type, NULL);

@@ -183,13 +183,9 @@ static unsigned connection_cap(int64_t wanted)
     return (unsigned)wanted;
 }
 
-static int edge_start(struct edge *e, struct daemon *d, const struct edge_config *cfg)
+/* Makes the parts, unconnected. Returns 0 or -1. */
+static int edge_parts(struct edge *e, struct daemon *d, const struct edge_config *cfg)
 {
-    e->d = d;
-    e->cfg = cfg;
-    e->base = d->base;
-    if (edge_stats_init(&e->stats, d->metrics) == -1)
-        return -1;
     struct redis_options ro = { .url = d->common.redis_url,
                                 .connect_timeout_ms = (int)cfg->redis_timeout_ms,
                                 .command_timeout_ms = (int)cfg->redis_timeout_ms };
@@ -221,7 +217,18 @@ static int edge_start(struct edge *e, struct daemon *d, const struct edge_config
     e->tick = event_new(d->base, -1, EV_PERSIST, on_tick, e);
     e->drain = evtimer_new(d->base, on_drain_poll, e);
     if (!e->cache || !e->redis || !e->routes || !e->origins || !e->flights || !e->viewers ||
-        !e->http || !e->tick || !e->drain || edge_handler_install(e) == -1)
+        !e->http || !e->tick || !e->drain)
+        return -1;
+    return 0;
+}
+
+static int edge_start(struct edge *e, struct daemon *d, const struct edge_config *cfg)
+{
+    e->d = d;
+    e->cfg = cfg;
+    e->base = d->base;
+    if (edge_stats_init(&e->stats, d->metrics) == -1 || edge_parts(e, d, cfg) == -1 ||
+        edge_handler_install(e) == -1)
         return -1;
     redis_set_state_cb(e->redis, on_redis_state, e);
     char *err = NULL;
