@@ -206,3 +206,18 @@ def test_rate_bound_keeps_the_latest_write(daemons, redis_server, outdir):
     # the key's TTL counts from (nearly) the last replacement
     left_ms = r.pttl("sluice:origin:busy")
     assert left_ms > 2000 - (time.time() - last_write) * 1000 - 300
+
+
+def test_metrics_pass_promtool(daemons, redis_server, outdir):
+    import shutil
+    import subprocess
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool not installed")
+    write_origin(outdir)
+    write_playlist(outdir, "demo")
+    d = start_discovery(daemons, redis_server, outdir)
+    wait_for(lambda: redis_server.client().get("sluice:origin:demo"), timeout=3, what="key")
+    text = requests.get(d.admin_url("/metrics"), timeout=5).text
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -380,3 +380,16 @@ def _connects(port):
         return True
     except OSError:
         return False
+
+
+def test_metrics_pass_promtool(edge, origin):
+    import shutil
+    import subprocess
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool not installed")
+    edge.get("/live/demo/index.m3u8")
+    edge.get("/live/nobody/index.m3u8")
+    text = requests.get(edge.daemon.admin_url("/metrics"), timeout=5).text
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
