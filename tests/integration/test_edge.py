@@ -76,7 +76,7 @@ def assert_json_error(resp, status, code=None):
 def test_200_concurrent_misses_make_one_origin_request(edge, origin):
     """The issue's test: a slow origin, 200 viewers asking for the same segment
     at once; the origin sees one request and every viewer the same bytes."""
-    origin.delay = 1.5
+    origin.delay = 2.0
     n = 200
     barrier = threading.Barrier(n)
 
