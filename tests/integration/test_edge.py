@@ -73,9 +73,11 @@ def assert_json_error(resp, status, code=None):
 # --------------------------------------------------------------------------
 # Coalescing
 
-def test_200_concurrent_misses_make_one_origin_request(edge, origin):
+def test_200_concurrent_misses_make_one_origin_request(daemons, redis_server, origin):
     """The issue's test: a slow origin, 200 viewers asking for the same segment
     at once; the origin sees one request and every viewer the same bytes."""
+    origin.register(redis_server.client(), "demo")
+    edge = start_edge(daemons, redis_server, origin_timeout="10s")
     origin.delay = 2.0
     n = 200
     barrier = threading.Barrier(n)
