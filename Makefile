@@ -53,7 +53,7 @@ endif
 
 COMMON_OBJ := $(patsubst %.c,$(O)/%.o,$(wildcard libcommon/*.c))
 SERVICES   := $(notdir $(patsubst %/main.c,%,$(wildcard services/*/main.c)))
-TOOLS      := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
+TOOLS      := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c)))))
 BINS       := $(strip $(SERVICES:%=$(O)/bin/sluice-%) $(sort $(TOOLS:%=$(O)/bin/%)))
 UNIT_BINS  := $(patsubst %.c,$(O)/%,$(shell find tests/unit -name 'test_*.c' 2>/dev/null))
 FUZZ_BINS  := $(patsubst %.c,$(O)/%,$(shell find tests/fuzz -name 'fuzz_*.c' 2>/dev/null))
@@ -102,11 +102,11 @@ svc_lib = $(if $(filter services/%,$(1)),$(O)/lib/libsvc-$(word 2,$(subst /, ,$(
 .SECONDEXPANSION:
 $(O)/tests/unit/%: tests/unit/%.c $$(call svc_lib,$$*) $(O)/lib/libcommon.a
 	@mkdir -p $(@D)
-	$(call say,TEST,$@)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
+	$(call say,TEST,$@)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) $< $(filter %.a,$^) $(LDLIBS) -lcmocka -o $@
 
 $(O)/tests/fuzz/%: tests/fuzz/%.c $$(call svc_lib,$$*) $(O)/lib/libcommon.a
 	@mkdir -p $(@D)
-	$(call say,FUZZ,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -o $@
+	$(call say,FUZZ,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(filter %.a,$^) $(LDLIBS) -o $@
 
 # Each of these installs what is missing first, so it works on a bare machine.
 test: deps

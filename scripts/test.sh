@@ -22,6 +22,8 @@ note() { summary="$summary$1\n"; }
 
 stage_unit() {
     pass=0; fail=0
+    # Media fixtures (made once, into build/fixtures/) for the TS and SLP tests.
+    scripts/fixtures.sh || echo "---- FAILED: scripts/fixtures.sh (tests that need media will fail)"
     for t in $(find "$ASAN/tests/unit" -type f -perm -u+x -name 'test_*' ! -name '*.*' | sort); do
         if "$t" >"$t.log" 2>&1; then
             pass=$((pass + 1))
