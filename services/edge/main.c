@@ -268,13 +268,6 @@ static void edge_free(struct edge *e)
 
 int main(int argc, char **argv)
 {
-    /* libevent's epoll backend then merges the changes a turn of the loop makes
-     * to one descriptor into one epoll_ctl: evhttp's read-off, write-on,
-     * write-off, read-on per request cost 4 calls, now 2 (+40% requests/s for
-     * small cached objects; see docs/edge.md). Safe here: no descriptor is
-     * dup()ed. libcommon creates the event base, so this is how the edge asks
-     * for it; a value already in the environment wins. */
-    setenv("EVENT_EPOLL_USE_CHANGELIST", "1", 0);
     struct edge_config cfg = { 0 };
     int rc;
     struct daemon *d = daemon_new("edge", edge_opts, &cfg, argc, argv, &rc);
