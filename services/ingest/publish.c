@@ -325,9 +325,24 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         ts_annotator_feed(p->ann, NULL, 0, clock_wall_us(), on_frame, p);
 }
 
+/* The per-stream series are shared by the publishes of one stream (a takeover
+ * overlaps two): they go with the last. */
+static bool stream_still_published(const struct publish *p)
+{
+    for (const struct publish *q = p->ing->pubs; q != NULL; q = q->next) {
+        if (q != p && strcmp(q->stream, p->stream) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void free_now(struct publish *p)
 {
     struct ingest *ing = p->ing;
+    if (!stream_still_published(p)) {
+        metric_remove(p->bytes);
+        metric_remove(p->dropped);
+    }
     if (p->prev)
         p->prev->next = p->next;
     else if (ing->pubs == p)
@@ -343,8 +358,6 @@ static void free_now(struct publish *p)
         event_free(p->retry);
     if (p->tick)
         event_free(p->tick);
-    metric_remove(p->bytes);
-    metric_remove(p->dropped);
     free(p);
 }
 

@@ -39,6 +39,7 @@
 #define OUTSTANDING_MAX 2048        /* chunks the loop may be behind (64 MiB) */
 #define REJECTS_MAX 1024            /* refusals waiting to be logged */
 #define WAIT_MAX_MS 1000
+#define CLOSE_GRACE_MS 200          /* no close sooner after accept: see srtsrv_close() */
 #define CTRL_ACK_BYTES 72           /* full ACK: SRT 16 + 28, UDP/IPv4 28 */
 #define CTRL_NAK_BYTES 52           /* one loss range: SRT 16 + 8, UDP/IPv4 28 */
 
@@ -75,6 +76,8 @@ struct srtsrv_conn {
     double rtt_mean, rtt_var;
     bool have_rtt;
     bool dirty;                        /* listed in s->dirty */
+    int64_t accepted_ms;
+    bool closing;                      /* listed in s->closing: closed once old enough */
 };
 
 enum cmd_kind { CMD_CLOSE, CMD_STOP_LISTEN, CMD_QUIT };
@@ -122,6 +125,8 @@ struct srtsrv {
     SRTSOCKET *ready;
     struct srtsrv_conn **dirty;        /* connections holding unsent bytes */
     unsigned ndirty;
+    struct srtsrv_conn **closing;      /* closes waiting for CLOSE_GRACE_MS */
+    unsigned nclosing;
     bool listening;
 };
 
@@ -159,10 +164,16 @@ static void on_srt_log(void *opaque, int level, const char *file, int line, cons
     (void)opaque;
     (void)file;
     (void)line;
-    /* libsrt's notices are the details of every handshake: debug for us */
+    /* libsrt's notices are the details of every handshake: debug for us; so
+     * are the two warnings it writes for every refusal, which we log once */
     enum log_level l = level <= LOG_ERR ? LOGL_ERROR : level == LOG_WARNING ? LOGL_WARN
                                                                             : LOGL_DEBUG;
-    if (l < log_min_level || message == NULL)
+    if (message == NULL)
+        return;
+    if (l == LOGL_WARN && (strstr(message, "connection rejected due to") ||
+                           strstr(message, "rsp(REJECT)")))
+        l = LOGL_DEBUG;
+    if (l < log_min_level)
         return;
     while (*message == ':' || *message == ' ')
         message++;
@@ -402,6 +413,12 @@ static void end_conn(struct srtsrv *s, struct srtsrv_conn *c, enum srtsrv_end en
             c->dirty = false;
         }
     }
+    for (unsigned i = 0; c->closing && i < s->nclosing; i++) {
+        if (s->closing[i] == c) {
+            s->closing[i] = s->closing[--s->nclosing];
+            c->closing = false;
+        }
+    }
     if (c->chunk != NULL) {
         if (c->chunk->data.len > 0)
             out(s, c->chunk);
@@ -436,7 +453,7 @@ static void accept_one(struct srtsrv *s, SRTSOCKET ns, const struct sockaddr *sa
         return;
     }
     c->sock = ns;
-    c->last_rx_ms = clock_mono_ms();
+    c->last_rx_ms = c->accepted_ms = clock_mono_ms();
     format_addr(sa, c->addr, sizeof(c->addr));
     len = (int)sizeof(c->streamid) - 1;
     if (srt_getsockflag(ns, SRTO_STREAMID, c->streamid, &len) == SRT_ERROR || len < 0)
@@ -578,6 +595,34 @@ static void stop_listening(struct srtsrv *s)
     log_info("srt: listener closed");
 }
 
+/* A caller learns that we closed from our shutdown packet. One that comes
+ * right after our handshake answer can reach the caller while it is still
+ * switching from connecting to connected, and libsrt then drops it: the
+ * caller would notice only at its idle timeout, seconds later. So a
+ * connection is closed no sooner than CLOSE_GRACE_MS after it was accepted;
+ * meanwhile the loop ignores what it sends. */
+static void close_when_old_enough(struct srtsrv *s, struct srtsrv_conn *c)
+{
+    if (clock_mono_ms() - c->accepted_ms >= CLOSE_GRACE_MS) {
+        end_conn(s, c, SRTSRV_CLOSED);
+    } else if (!c->closing) {
+        c->closing = true;
+        s->closing[s->nclosing++] = c;
+    }
+}
+
+static void close_old_enough(struct srtsrv *s)
+{
+    int64_t now = clock_mono_ms();
+    for (unsigned i = 0; i < s->nclosing;) {
+        struct srtsrv_conn *c = s->closing[i];
+        if (now - c->accepted_ms >= CLOSE_GRACE_MS)
+            end_conn(s, c, SRTSRV_CLOSED);     /* takes it off the list */
+        else
+            i++;
+    }
+}
+
 /* Runs the loop's commands. Returns false once told to quit. */
 static bool run_commands(struct srtsrv *s)
 {
@@ -596,7 +641,7 @@ static bool run_commands(struct srtsrv *s)
         switch (cmds[i].kind) {
         case CMD_CLOSE:
             if ((c = map_get(&s->map, cmds[i].sock)) != NULL)
-                end_conn(s, c, SRTSRV_CLOSED);
+                close_when_old_enough(s, c);
             break;
         case CMD_STOP_LISTEN:
             stop_listening(s);
@@ -620,6 +665,8 @@ static void *srt_thread(void *arg)
     while (go_on) {
         now = clock_mono_ms();
         int64_t until = s->ndirty > 0 ? next_flush : next_stats;
+        if (s->nclosing > 0 && now + CLOSE_GRACE_MS / 4 < until)
+            until = now + CLOSE_GRACE_MS / 4;
         int64_t timeout = until > now ? until - now : 0;
         if (timeout > WAIT_MAX_MS)
             timeout = WAIT_MAX_MS;
@@ -640,6 +687,8 @@ static void *srt_thread(void *arg)
             else if ((c = map_get(&s->map, s->ready[i])) != NULL)
                 read_conn(s, c);
         }
+        if (s->nclosing > 0)
+            close_old_enough(s);
         now = clock_mono_ms();
         if (now >= next_flush) {
             flush_chunks(s);
@@ -862,7 +911,9 @@ static int setup_polling(struct srtsrv *s, struct event_base *base, char **err)
         return fail(err, "epoll", srt_error_text());
     s->ready = calloc(s->o.max_conns + 2, sizeof(*s->ready));
     s->dirty = calloc(s->o.max_conns + 1, sizeof(*s->dirty));
-    if (s->ready == NULL || s->dirty == NULL || map_init(&s->map, s->o.max_conns) == -1)
+    s->closing = calloc(s->o.max_conns + 1, sizeof(*s->closing));
+    if (s->ready == NULL || s->dirty == NULL || s->closing == NULL ||
+        map_init(&s->map, s->o.max_conns) == -1)
         return fail(err, "setup", "out of memory");
     return 0;
 }
@@ -935,6 +986,7 @@ void srtsrv_free(struct srtsrv *s)
     free(s->map.vals);
     free(s->ready);
     free(s->dirty);
+    free(s->closing);
     if (s->listener != SRT_INVALID_SOCK)
         srt_close(s->listener);
     if (s->eid >= 0)

@@ -112,7 +112,9 @@ int srtsrv_port(const struct srtsrv *s);
 void srtsrv_stop_accepting(struct srtsrv *s);
 
 /* Closes a connection; closed(SRTSRV_CLOSED) follows unless the connection
- * ended meanwhile (then closed() reports that). Loop only. */
+ * ended meanwhile (then closed() reports that). A connection younger than
+ * 200 ms is closed when it reaches that age, so that the caller, done with
+ * its handshake by then, does take our shutdown (see srtsrv.c). Loop only. */
 void srtsrv_close(struct srtsrv *s, struct srtsrv_conn *c);
 
 /* Open connections (accepted and not yet closed). */
