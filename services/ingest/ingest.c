@@ -175,9 +175,11 @@ static int start_clients(struct ingest *ing)
 {
     const struct ingest_config *cfg = ing->cfg;
     struct redis_options ro = { .url = ing->d->common.redis_url };
-    struct httpc_options ao = { .timeout_ms = (int)cfg->api_timeout_ms, .connections = 2 };
+    struct httpc_options ao = { .timeout_ms = (int)cfg->api_timeout_ms, .connections = 2,
+                                .max_body = 256 * 1024 * 1024, .max_headers = 64 * 1024 };
     struct httpc_options zo = { .timeout_ms = (int)cfg->authorize_timeout_ms,
-                                .connections = 8 };
+                                .connections = 8, .max_body = 64 * 1024,
+                                .max_headers = 64 * 1024 };
     snprintf(ing->auth_header, sizeof(ing->auth_header), "Bearer %s", cfg->internal_token);
     if ((ing->redis = redis_new(ing->d->base, ing->d->dns, &ro)) == NULL ||
         (ing->api = httpc_new(ing->d->base, ing->d->dns, cfg->api_url, &ao)) == NULL ||
