@@ -468,3 +468,18 @@ def test_sigterm_ends_publishers_with_eos(api, daemons, redis_server, relay):
     eos = relay.published("cam1")[0].eos
     assert eos is not None and eos.reason == 3       # shutdown
     assert lease(redis_server, "cam1") is None
+
+
+def test_passphrase_is_set_in_the_handshake(api, ingest, relay, tmp_path):
+    """The listen callback sets the stream's passphrase on the new socket
+    (issue 8 tests it with ffmpeg; here the handshake alone)."""
+    key = api.create_stream("cam1", passphrase="ten-to-79-chars")["key"]
+    target = f"127.0.0.1:{ingest.srt_port}"
+    code, text = srtprobe("--timeout", "1500ms", "--streamid", ingest.streamid("cam1", key),
+                          target)
+    assert code == 2 and text.startswith("rejected "), text      # libsrt: no passphrase
+    assert int(text.split()[1]) < 1000                           # libsrt's own code
+    assert srtprobe("--passphrase", "wrong-passphrase", "--timeout", "1500ms", "--streamid",
+                    ingest.streamid("cam1", key), target)[0] == 2
+    assert srtprobe("--passphrase", "ten-to-79-chars", "--streamid",
+                    ingest.streamid("cam1", key), target) == (0, "accepted")
