@@ -46,6 +46,7 @@ struct publish {
     bool gap;                                 /* the next keyframe gets DISCONTINUITY */
     bool dropping;                            /* back-pressure: waiting for a keyframe */
     bool told_no_relay;
+    bool was_live;                            /* a relay accepted us once */
     int64_t backoff_ms;
     struct event *retry;                      /* backoff */
     struct event *tick;                       /* the annotator's delay bound */
@@ -129,7 +130,7 @@ static void on_frame(const struct ts_frame *f, void *arg)
         }
         p->dropping = false;
         p->gap = true;
-        log_info("publish %s: the relay caught up, going on from a keyframe", p->stream);
+        log_info("publish %s: going on from a keyframe, flagged DISCONTINUITY", p->stream);
     } else if (pending > limit) {
         p->dropping = true;
         count_drop(p, f->len);
@@ -145,12 +146,16 @@ static void on_frame(const struct ts_frame *f, void *arg)
     send_frame(p, f, flags);
 }
 
-/* Live again: the pre-roll goes first, its keyframe marked if after a gap. */
+/* Live again: the pre-roll goes first, its keyframe marked if after a gap.
+ * Without one (no keyframe came during the gap), nothing may go before the
+ * next keyframe: what follows a gap does not continue what came before it. */
 static void send_preroll(struct publish *p)
 {
     size_t len = evbuffer_get_length(p->preroll);
-    if (len == 0)
+    if (len == 0) {
+        p->dropping = p->gap;
         return;
+    }
     if (p->gap) {
         uint8_t *hdr = evbuffer_pullup(p->preroll, SLP_MEDIA_HEADER_LEN);
         if (hdr != NULL)
@@ -180,7 +185,7 @@ static void fail(struct publish *p, const char *why)
 static void backoff(struct publish *p)
 {
     p->state = PS_BACKOFF;
-    p->gap = true;
+    p->gap = p->was_live;                     /* nothing sent yet: nothing to break */
     if (p->backoff_ms == 0)
         p->backoff_ms = BACKOFF_MIN_MS;
     struct timeval tv = clock_tv_ms(p->backoff_ms);
@@ -194,6 +199,7 @@ static void on_accepted(void *arg)
 {
     struct publish *p = arg;
     p->state = PS_LIVE;
+    p->was_live = true;
     p->backoff_ms = 0;
     p->avoid[0] = '\0';
     p->told_no_relay = false;

@@ -36,12 +36,12 @@ class Publisher:
 
 
 class StandinRelay:
-    def __init__(self, redis_client, relay_id="relay-standin"):
+    def __init__(self, redis_client, relay_id="relay-standin", port=0):
         self.redis = redis_client
         self.id = relay_id
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(64)
         self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.lock = threading.Lock()
@@ -102,6 +102,15 @@ class StandinRelay:
         """Every publisher connection that asked for <name>, in order."""
         with self.lock:
             return [p for p in self.publishers if p.name == name]
+
+    def drop(self, name):
+        """Breaks the connections of <name>'s publishers (a relay crash, as
+        far as they can tell)."""
+        for p in self.published(name):
+            try:
+                p.conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def media_bytes(self, name):
         return sum(len(f.ts) for p in self.published(name) for f in p.media)

@@ -441,6 +441,55 @@ def test_publishing_goes_on_through_a_redis_outage(api, ingest, relay, redis_ser
     assert 5.0 < ffprobe(out)[1] < 6.5
 
 
+def test_relay_down_at_start_is_retried(daemons, api, redis_server, tmp_path):
+    """The configured relay is not up when the publisher comes: ingest keeps
+    the publisher, retries with a backoff, and the stream starts on a keyframe
+    once the relay is there."""
+    relay_port = free_port()
+    ing = start_ingest(daemons, api.base, redis_server.url,
+                       SLUICE_RELAY=f"127.0.0.1:{relay_port}")
+    key = api.create_stream("cam1")["key"]
+    proc = subprocess.Popen([str(BIN / "srtprobe"), "--hold", "5s", "--send",
+                             str(fixture("h264_aac_10s.ts")), "--rate", "3000000",
+                             "--streamid", ing.streamid("cam1", key),
+                             f"127.0.0.1:{ing.srt_port}"], stdout=subprocess.PIPE, text=True)
+    wait_for(lambda: ing.metric('sluice_ingest_relay_connects_total{result="failed"}') >= 2,
+             what="failed attempts")
+    assert ing.metric('sluice_ingest_relay_links{state="backoff"}') == 1
+    relay = StandinRelay(redis_server.client(), port=relay_port).start()   # TODO(relay on main)
+    try:
+        wait_for(lambda: relay.published("cam1"), timeout=5, what="the publisher at the relay")
+        wait_for(lambda: len(relay.published("cam1")[0].media) > 10, what="media")
+        first = relay.published("cam1")[0].media[0]
+        assert first.flags == 1                     # the pre-roll starts on a keyframe,
+                                                    # no discontinuity: nothing came before
+        out, _ = proc.communicate(timeout=10)
+        assert (proc.returncode, out.strip()) == (0, "accepted")    # never dropped
+    finally:
+        relay.stop()
+
+
+def test_broken_relay_link_is_mended(api, ingest, relay, tmp_path):
+    """The link to the relay breaks during a publish: the publisher stays
+    connected, ingest connects again and goes on from a keyframe flagged
+    DISCONTINUITY (issue 8 tests this with the real relay killed)."""
+    key = api.create_stream("cam1")["key"]
+    proc = subprocess.Popen([str(BIN / "srtprobe"), "--hold", "5s", "--send",
+                             str(fixture("h264_aac_10s.ts")), "--rate", "3000000",
+                             "--streamid", ingest.streamid("cam1", key),
+                             f"127.0.0.1:{ingest.srt_port}"], stdout=subprocess.PIPE, text=True)
+    wait_for(lambda: relay.media_bytes("cam1") > 200_000, what="media at the relay")
+    relay.drop("cam1")
+    wait_for(lambda: len(relay.published("cam1")) == 2 and relay.published("cam1")[1].media,
+             timeout=5, what="the publisher back")
+    first, again = relay.published("cam1")
+    assert first.id == again.id                          # the same publisher, reconnected
+    assert again.media[0].flags == 3                     # KEYFRAME | DISCONTINUITY
+    out, _ = proc.communicate(timeout=10)
+    assert (proc.returncode, out.strip()) == (0, "accepted")
+    assert ingest.metric('sluice_ingest_relay_connects_total{result="lost"}') == 1
+
+
 # --------------------------------------------------------------------------
 # srtprobe itself
 
