@@ -39,6 +39,7 @@
 #define OUTSTANDING_MAX 2048        /* chunks the loop may be behind (64 MiB) */
 #define REJECTS_MAX 1024            /* refusals waiting to be logged */
 #define WAIT_MAX_MS 1000
+#define WATCH_MS 1000               /* the idle watchdog's period */
 #define CLOSE_GRACE_MS 200          /* no close sooner after accept: see srtsrv_close() */
 #define CTRL_ACK_BYTES 72           /* full ACK: SRT 16 + 28, UDP/IPv4 28 */
 #define CTRL_NAK_BYTES 52           /* one loss range: SRT 16 + 8, UDP/IPv4 28 */
@@ -78,6 +79,7 @@ struct srtsrv_conn {
     bool dirty;                        /* listed in s->dirty */
     int64_t accepted_ms;
     bool closing;                      /* listed in s->closing: closed once old enough */
+    int64_t heard, heard_ms;           /* packets libsrt counted from the peer, and when */
 };
 
 enum cmd_kind { CMD_CLOSE, CMD_STOP_LISTEN, CMD_QUIT };
@@ -158,6 +160,31 @@ static const char *srt_error_text(void)
 
 /* ---- libsrt's log into ours --------------------------------------------- */
 
+#define SRT_LOGS_PER_SECOND 20
+
+/* libsrt logs from its own threads, the receive thread included, and some of
+ * its lines come once per event (a drop, a refusal): at most
+ * SRT_LOGS_PER_SECOND lines a second get through, so a burst cannot flood the
+ * log or stall libsrt on a slow stderr; the rest are counted and summed up. */
+static atomic_int_fast64_t log_window;
+static atomic_uint log_lines, log_suppressed;
+
+static bool srt_log_allowed(void)
+{
+    int64_t now = clock_mono_ms() / 1000;
+    int64_t window = atomic_load(&log_window);
+    if (now != window && atomic_compare_exchange_strong(&log_window, &window, now)) {
+        unsigned dropped = atomic_exchange(&log_suppressed, 0);
+        atomic_store(&log_lines, 0);
+        if (dropped > 0)
+            log_warn("srt: %u more lines from libsrt were not logged", dropped);
+    }
+    if (atomic_fetch_add(&log_lines, 1) < SRT_LOGS_PER_SECOND)
+        return true;
+    atomic_fetch_add(&log_suppressed, 1);
+    return false;
+}
+
 static void on_srt_log(void *opaque, int level, const char *file, int line, const char *area,
                        const char *message)
 {
@@ -173,7 +200,7 @@ static void on_srt_log(void *opaque, int level, const char *file, int line, cons
     if (l == LOGL_WARN && (strstr(message, "connection rejected due to") ||
                            strstr(message, "rsp(REJECT)")))
         l = LOGL_DEBUG;
-    if (l < log_min_level)
+    if (l < log_min_level || !srt_log_allowed())
         return;
     while (*message == ':' || *message == ' ')
         message++;
@@ -453,7 +480,7 @@ static void accept_one(struct srtsrv *s, SRTSOCKET ns, const struct sockaddr *sa
         return;
     }
     c->sock = ns;
-    c->last_rx_ms = c->accepted_ms = clock_mono_ms();
+    c->last_rx_ms = c->accepted_ms = c->heard_ms = clock_mono_ms();
     format_addr(sa, c->addr, sizeof(c->addr));
     len = (int)sizeof(c->streamid) - 1;
     if (srt_getsockflag(ns, SRTO_STREAMID, c->streamid, &len) == SRT_ERROR || len < 0)
@@ -570,14 +597,31 @@ static void fill_stats(struct srtsrv_conn *c, const SRT_TRACEBSTATS *b, struct s
     st->rtt_var_ms = c->rtt_var;
 }
 
-static void poll_stats(struct srtsrv *s)
+/* Every WATCH_MS: libsrt's counters for each connection. A connection from
+ * which libsrt has counted nothing (no data, no ACK, no NAK) for the idle
+ * timeout is ended as lost, whatever libsrt says of it: under load, libsrt
+ * 1.5.1 was seen keeping a connection "connected" for good after its caller
+ * had gone, holding undeliverable data behind a gap. Every stats_ms the
+ * counters also go to the loop. */
+static void watch(struct srtsrv *s, bool report)
 {
+    int64_t now = clock_mono_ms();
     for (size_t i = 0; i < s->map.cap; i++) {
         struct srtsrv_conn *c = s->map.vals[i];
         SRT_TRACEBSTATS b;
+        if (c == NULL || srt_bstats(c->sock, &b, 0) == SRT_ERROR)
+            continue;
+        int64_t heard = b.pktRecvTotal + b.pktRecvACKTotal + b.pktRecvNAKTotal;
+        if (heard != c->heard) {
+            c->heard = heard;
+            c->heard_ms = now;
+        } else if (now - c->heard_ms >= s->o.peer_idle_ms && !c->closing) {
+            log_info("srt: %s silent for %lld ms: lost", c->addr, (long long)(now - c->heard_ms));
+            end_conn(s, c, SRTSRV_LOST);
+            continue;
+        }
         struct ev *e;
-        if (c == NULL || srt_bstats(c->sock, &b, 0) == SRT_ERROR ||
-            (e = ev_new(QE_STATS, c)) == NULL)
+        if (!report || (e = ev_new(QE_STATS, c)) == NULL)
             continue;
         fill_stats(c, &b, &e->stats);
         out(s, e);
@@ -660,11 +704,13 @@ static void *srt_thread(void *arg)
     struct srtsrv *s = arg;
     int64_t now = clock_mono_ms();
     int64_t next_stats = now + s->o.stats_ms, next_flush = now + s->o.batch_ms;
+    int64_t next_watch = now + WATCH_MS;
     int cap = (int)s->o.max_conns + 2;
     bool go_on = true;
     while (go_on) {
         now = clock_mono_ms();
-        int64_t until = s->ndirty > 0 ? next_flush : next_stats;
+        int64_t until = s->ndirty > 0 ? next_flush : next_stats < next_watch ? next_stats
+                                                                             : next_watch;
         if (s->nclosing > 0 && now + CLOSE_GRACE_MS / 4 < until)
             until = now + CLOSE_GRACE_MS / 4;
         int64_t timeout = until > now ? until - now : 0;
@@ -694,9 +740,12 @@ static void *srt_thread(void *arg)
             flush_chunks(s);
             next_flush = now + s->o.batch_ms;
         }
-        if (now >= next_stats) {
-            poll_stats(s);
-            next_stats = now + s->o.stats_ms;
+        if (now >= next_stats || now >= next_watch) {
+            bool report = now >= next_stats;
+            watch(s, report);
+            next_watch = now + WATCH_MS;
+            if (report)
+                next_stats = now + s->o.stats_ms;
         }
         publish_turn(s);
     }
