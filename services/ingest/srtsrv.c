@@ -720,8 +720,10 @@ static void *srt_thread(void *arg)
         SYSSOCKET lr[1];
         if (srt_epoll_wait(s->eid, s->ready, &rn, NULL, NULL, timeout, lr, &ln, NULL, NULL) ==
             SRT_ERROR) {
-            if (srt_getlasterror(NULL) != SRT_ETIMEOUT)
+            if (srt_getlasterror(NULL) != SRT_ETIMEOUT) {
                 log_warn("srt: epoll: %s", srt_error_text());
+                usleep(10000);             /* never spin on a persistent error */
+            }
             rn = ln = 0;
         }
         if (ln > 0)
