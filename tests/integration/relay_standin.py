@@ -64,6 +64,10 @@ class StandinRelay:
             self.redis.delete(f"sluice:relay:{self.id}")
         except Exception:
             pass
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)   # wakes the accept() under way
+        except OSError:
+            pass
         self.sock.close()
         with self.lock:
             conns = [p.conn for p in self.publishers] + [
