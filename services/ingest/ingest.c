@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 
@@ -230,6 +231,20 @@ static int start_admin(struct ingest *ing)
     return 0;
 }
 
+/* Each publisher holds a relay link (a descriptor; libsrt shares one UDP
+ * socket among all SRT connections): make room for srt-max-connections. */
+static void raise_nofile(const struct ingest_config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->srt_max_connections + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur < want)
+        log_warn("open files limit %llu is below srt-max-connections + 64",
+                 (unsigned long long)rl.rlim_cur);
+}
+
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg);
 
 struct ingest *ingest_new(struct daemon *d, const struct ingest_config *cfg)
@@ -245,6 +260,7 @@ struct ingest *ingest_new(struct daemon *d, const struct ingest_config *cfg)
         return NULL;
     ing->d = d;
     ing->cfg = cfg;
+    raise_nofile(cfg);
     if (getrandom(&ing->next_id, sizeof(ing->next_id), 0) != (ssize_t)sizeof(ing->next_id))
         ing->next_id = (uint32_t)clock_mono_us();
     struct gate_options go = { .takeover = cfg->takeover, .playback = false };
