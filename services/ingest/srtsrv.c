@@ -80,6 +80,7 @@ struct srtsrv_conn {
     int64_t accepted_ms;
     bool closing;                      /* listed in s->closing: closed once old enough */
     int64_t heard, heard_ms;           /* packets libsrt counted from the peer, and when */
+    int64_t latency_us;                /* the receive latency agreed in the handshake */
 };
 
 enum cmd_kind { CMD_CLOSE, CMD_STOP_LISTEN, CMD_QUIT };
@@ -486,6 +487,10 @@ static void accept_one(struct srtsrv *s, SRTSOCKET ns, const struct sockaddr *sa
     if (srt_getsockflag(ns, SRTO_STREAMID, c->streamid, &len) == SRT_ERROR || len < 0)
         len = 0;
     c->streamid[len] = '\0';
+    int latency = s->o.latency_ms;
+    len = sizeof(latency);
+    srt_getsockflag(ns, SRTO_RCVLATENCY, &latency, &len);
+    c->latency_us = (int64_t)latency * 1000;
     map_put(&s->map, ns, c);
     atomic_fetch_add(&s->nconns, 1);
     out(s, e);
@@ -539,7 +544,9 @@ static void read_conn(struct srtsrv *s, struct srtsrv_conn *c)
             continue;
         }
         if (c->chunk->data.len == 0) {
-            c->chunk->data.wall_us = clock_wall_us();
+            /* libsrt hands each packet over its latency after it arrived:
+             * the frame's wall clock is when the packet arrived (SLP.md 9) */
+            c->chunk->data.wall_us = clock_wall_us() - c->latency_us;
             c->chunk->data.first_ms = now;
             if (!c->dirty) {
                 c->dirty = true;
