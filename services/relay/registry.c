@@ -67,6 +67,7 @@ typedef void (*op_done_fn)(struct op *op, const struct redis_reply *reply, const
 struct op {
     struct registry *g;
     int script;                  /* enum script, or -1 for a plain command */
+    int loads;                   /* SCRIPT LOAD of this enum script, or -1 */
     int argc;
     char *argv[OP_MAX_ARGS];
     bool retried;                /* sent again with EVAL after NOSCRIPT */
@@ -87,6 +88,7 @@ static struct op *op_new(struct registry *g, int script, op_done_fn done)
     if (op != NULL) {
         op->g = g;
         op->script = script;
+        op->loads = -1;
         op->done = done;
     }
     return op;
@@ -398,10 +400,8 @@ static void on_loaded(struct op *op, const struct redis_reply *reply, const char
 {
     size_t len = 0;
     const char *sha = reply && !err ? redis_reply_str(reply, &len) : NULL;
-    int script = op->argc == 3 && strcmp(op->argv[2], script_text[SCRIPT_END]) == 0 ? SCRIPT_END
-                                                                                   : SCRIPT_BEAT;
     if (sha != NULL && len == 40)
-        snprintf(op->g->sha[script], sizeof(op->g->sha[script]), "%.*s", (int)len, sha);
+        snprintf(op->g->sha[op->loads], sizeof(op->g->sha[op->loads]), "%.*s", (int)len, sha);
 }
 
 static void on_redis_state(bool up, void *arg)
@@ -417,6 +417,8 @@ static void on_redis_state(bool up, void *arg)
     g->warned = false;
     for (int i = 0; i < SCRIPT_COUNT; i++) {
         struct op *op = op_new(g, -1, on_loaded);
+        if (op != NULL)
+            op->loads = i;
         if (op != NULL && op_args(op, "SCRIPT", "LOAD", script_text[i], NULL) == 0)
             op_start(op);
         else if (op != NULL)

@@ -108,6 +108,13 @@ int status_metrics(struct relay *r)
         return -1;
     metrics_on_collect(m, collect, r);
     r->connections_total = metric_at(r->fam[M_CONNECTIONS_TOTAL]);
+    /* the labelled series that alerts look at exist from the start, at 0 */
+    metric_at(r->fam[M_CUTOFFS], "too_slow");
+    metric_at(r->fam[M_CUTOFFS], "timeout");
+    metric_at(r->fam[M_PUBLISHER_CHANGES], "reconnect");
+    metric_at(r->fam[M_PUBLISHER_CHANGES], "takeover");
+    for (unsigned code = 1; slp_error_name(code) != NULL; code++)
+        metric_at(r->fam[M_ERRORS_SENT], slp_error_name(code));
     metric_set(metric_at(r->fam[M_QUEUE_LIMIT]), (double)r->cfg->max_queue);
     metric_set(metric_at(r->fam[M_REDIS_UP]), 0);
     return 0;
