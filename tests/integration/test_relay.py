@@ -281,3 +281,21 @@ def test_sigterm_ends_streams_cleanly(relay, redis_server):
     relay.stop()                                   # exits 0, clean sanitizer report
     assert time.monotonic() - t0 < 3
     assert r.exists(f"sluice:stream:{STREAM}", f"sluice:relay:{relay.node}") == 0
+
+
+def test_metrics_pass_promtool(relay, redis_server):
+    import shutil
+    import subprocess
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool not installed")
+    lease(redis_server, STREAM, "pub-1")
+    pub = raw_publisher(relay, STREAM, "pub-1")
+    pub.send(w.media(ts_packets(2), w.F_KEYFRAME, 0, 1))
+    sub = raw_subscriber(relay, STREAM)
+    wait_for(lambda: stream_info(relay, STREAM)["subscribers"][0]["frames"] == 1, what="media")
+    text = requests.get(relay.admin_url("/metrics"), timeout=5).text
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    sub.close()
+    pub.close()
