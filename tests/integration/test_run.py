@@ -39,6 +39,12 @@ def test_make_run_starts_and_ctrl_c_stops_everything():
             url = f"http://127.0.0.1:{ports['API']}/v1/auth/login"
             r = wait_for(lambda: _login(url, password), timeout=20, what="api login")
             assert r.status_code == 200 and r.json()["token"]
+        if (ROOT / "build" / "release" / "bin" / "sluice-relay").exists():
+            # the relay is up, on its printed port, and sees the suite's Redis
+            assert f"slp://127.0.0.1:{ports['RELAY']}" in text
+            ready = f"http://127.0.0.1:{ports['RELAY_ADMIN']}/readyz"
+            wait_for(lambda: _status(ready) == 200, timeout=20, what="relay /readyz")
+            assert port_open(ports["RELAY"])
         os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C does
         assert proc.wait(timeout=30) == 0, log.read_text()
         assert "sluice run: stopped" in log.read_text()
@@ -58,6 +64,13 @@ def _login(url, password):
     try:
         r = requests.post(url, json={"username": "admin", "password": password}, timeout=5)
         return r if r.status_code != 503 else None
+    except requests.RequestException:
+        return None
+
+
+def _status(url):
+    try:
+        return requests.get(url, timeout=2).status_code
     except requests.RequestException:
         return None
 
