@@ -35,13 +35,15 @@ def test_make_run_starts_and_ctrl_c_stops_everything():
         if (ROOT / "build" / "release" / "bin" / "sluice-api").exists():
             # the printed login works
             password = (data / "secrets" / "admin_password").read_text()
-            assert password in text
+            # the banner is printed line by line: wait for its line, not just its start
+            wait_for(lambda: password in log.read_text(), timeout=10, what="the login line")
             url = f"http://127.0.0.1:{ports['API']}/v1/auth/login"
             r = wait_for(lambda: _login(url, password), timeout=20, what="api login")
             assert r.status_code == 200 and r.json()["token"]
         if (ROOT / "build" / "release" / "bin" / "sluice-relay").exists():
             # the relay is up, on its printed port, and sees the suite's Redis
-            assert f"slp://127.0.0.1:{ports['RELAY']}" in text
+            wait_for(lambda: f"slp://127.0.0.1:{ports['RELAY']}" in log.read_text(), timeout=10,
+                     what="the relay's line")
             ready = f"http://127.0.0.1:{ports['RELAY_ADMIN']}/readyz"
             wait_for(lambda: _status(ready) == 200, timeout=20, what="relay /readyz")
             assert port_open(ports["RELAY"])
