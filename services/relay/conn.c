@@ -26,7 +26,9 @@
 #include "sluice/metrics.h"
 #include "sluice/slp.h"
 
-#define READ_PUBLISHER (64 * 1024)   /* one read from a publisher (libevent's own: 4 KiB) */
+/* One read from a publisher (libevent's own reads stop at 4 KiB); a little
+ * under 64 KiB so that libevent's chain for it, header included, is 64 KiB. */
+#define READ_PUBLISHER (64 * 1024 - 256)
 #define READ_OTHER 4096              /* from anyone else: control frames only */
 #define CONTROL_OUT_MAX (64 * 1024)  /* a non-subscriber's queue (PONGs, ERROR) */
 

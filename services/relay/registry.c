@@ -247,8 +247,10 @@ static void on_lease(struct op *op, const struct redis_reply *reply, const char 
     } else if (redis_reply_type(reply) == REDIS_R_NIL) {
         op->lease_cb(LEASE_ANSWER_NONE, NULL, op->lease_arg);
     } else if (redis_reply_type(reply) == REDIS_R_STRING && v != NULL) {
+        /* a value that is no publisher id (too long, a NUL inside) matches nobody */
+        bool id = len <= SLP_ID_MAX && memchr(v, '\0', len) == NULL;
         snprintf(holder, sizeof(holder), "%.*s", (int)(len < SLP_ID_MAX ? len : SLP_ID_MAX), v);
-        op->lease_cb(LEASE_ANSWER_HOLDER, holder, op->lease_arg);
+        op->lease_cb(LEASE_ANSWER_HOLDER, id ? holder : "(not a publisher id)", op->lease_arg);
     } else {
         op->lease_cb(LEASE_ANSWER_ERROR, NULL, op->lease_arg);
     }

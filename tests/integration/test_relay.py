@@ -299,3 +299,17 @@ def test_metrics_pass_promtool(relay, redis_server):
     assert r.returncode == 0, r.stdout + r.stderr
     sub.close()
     pub.close()
+
+
+def test_options_that_contradict_each_other_are_refused(redis_server):
+    import os
+    import subprocess
+    from conftest import BIN
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env.update({"SLUICE_MAX_QUEUE": "1M", "SLUICE_GOP_CACHE_MAX": "1M",
+                "SLUICE_REDIS_URL": redis_server.url, "SLUICE_LISTEN": "127.0.0.1:0",
+                "SLUICE_ADMIN_LISTEN": "127.0.0.1:0"})
+    r = subprocess.run([str(BIN / "sluice-relay")], env=env, capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 1
+    assert "gop-cache-max (1048576) must leave" in r.stderr
