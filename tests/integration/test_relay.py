@@ -31,12 +31,14 @@ def test_fan_out_a_real_file_to_several_readers(relay, redis_server, tmp_path):
     lease(redis_server, STREAM, "ingest-1/7")
     outs = [tmp_path / f"out{i}.ts" for i in range(3)]
     subs = [subscribe(relay, STREAM, out, "--wait", "10") for out in outs]
-    wait_for(lambda: len((stream_info(relay, STREAM) or {}).get("subscribers", [])) == 3,
-             what="three waiting subscribers")
+    quitter = subscribe(relay, STREAM, tmp_path / "quitter.ts", "--wait", "10", "--frames", "30")
+    wait_for(lambda: len((stream_info(relay, STREAM) or {}).get("subscribers", [])) == 4,
+             what="four waiting subscribers")
     assert stream_info(relay, STREAM)["state"] == "waiting"
     pub = publish(relay, STREAM, "ingest-1/7", src, "--fast")
     code, _, err = finish(pub)
     assert code == 0, err
+    assert finish(quitter)[0] == 0                        # one leaves early: nobody minds
     for proc in subs:
         code, _, err = finish(proc)
         assert code == 0, err
@@ -313,3 +315,27 @@ def test_options_that_contradict_each_other_are_refused(redis_server):
                        timeout=10)
     assert r.returncode == 1
     assert "gop-cache-max (1048576) must leave" in r.stderr
+
+
+def test_many_subscribers_get_the_same_stream(relay, redis_server, tmp_path):
+    """100 subscribers in one slpload process: every one gets every frame."""
+    import json
+    import subprocess
+    from conftest import BIN
+    lease(redis_server, STREAM, "ingest-1/7")
+    load = subprocess.Popen([str(BIN / "slpload"), "subscribe", "--relay", relay.slp,
+                             "--stream", STREAM, "--count", "100", "--duration", "20s",
+                             "--per-reader"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: (stream_info(relay, STREAM) or {}).get("subscriber_count") == 100,
+             what="100 subscribers")
+    pub = publish(relay, STREAM, "ingest-1/7", fixture("h264_aac_10s.ts"), "--rate", "8000000")
+    assert finish(pub)[0] == 0
+    out, err = load.communicate(timeout=30)
+    report = json.loads(out)
+    assert report["readers"] == 100 and report["eos"] == 100 and report["errors"] == 0
+    assert report["gaps"] == 0
+    frames = {r["frames"] for r in report["per_reader"]}
+    keyframes = {r["keyframes"] for r in report["per_reader"]}
+    assert frames == {250} and keyframes == {10}          # all but the SDT before the first IDR
+    assert len({r["bytes"] for r in report["per_reader"]}) == 1
+    assert metric(relay, "sluice_relay_dropped_frames_total") == 0

@@ -165,3 +165,21 @@ def test_a_reader_behind_for_too_long_is_cut_off(daemons, redis_server, tmp_path
     assert finish(pub)[0] == 0
     code, _, err = finish(fast)
     assert code == 0, err
+
+
+def test_sigterm_with_a_stalled_reader_exits_in_time(daemons, redis_server):
+    """A reader that does not read cannot hold the relay past its drain bound."""
+    relay = start_relay(daemons, redis_server, MAX_QUEUE="1M", GOP_CACHE_MAX="256k",
+                        SLOW_TIMEOUT="60s", SHUTDOWN_TIMEOUT="2s")
+    lease(redis_server, STREAM, "ingest-1/7")
+    pub = publish(relay, STREAM, "ingest-1/7", fixture("h264_aac_20s.ts"), "--rate", "24000000",
+                  "--loop")
+    wait_for(lambda: (stream_info(relay, STREAM) or {}).get("state") == "live", what="live")
+    s = staller(relay)
+    wait_for(lambda: metric(relay, "sluice_relay_gaps_total", stream=STREAM) >= 1, timeout=20,
+             what="the staller's queue to overflow")
+    t0 = time.monotonic()
+    relay.stop()                               # SIGTERM: clean exit, sanitizers quiet
+    assert time.monotonic() - t0 < 4
+    assert finish(pub)[0] in (0, 2, 3)         # told going_away, or saw the relay go
+    s.close()
