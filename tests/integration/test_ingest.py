@@ -3,9 +3,7 @@ the reject codes, slpcat subscribing at the relay, the real api (PostgreSQL,
 Redis) for streams, keys and sessions, and a real Redis for leases and
 events.
 
-The relay is sluice-relay when it is built; until it is on main, a Python
-stand-in (relay_standin.py) plays its part of SLP. The `relay` fixture is the
-one place that chooses; the tests look only at what any relay shows: what a
+The relay is sluice-relay itself; the tests look at what it shows: what a
 subscriber receives, and ingest's own metrics.
 """
 import os
@@ -22,55 +20,41 @@ from api_fixtures import (ADMIN_PASSWORD, ADMIN_USER, INTERNAL_TOKEN, Api, api_e
                           api_factory)  # noqa: F401 (a fixture)
 from conftest import free_port, wait_for
 from media import BIN, decode_errors, ffprobe, finish, fixture, slpcat
-from relay_standin import StandinRelay
 
 
 # --------------------------------------------------------------------------
 # The stack: api, relay, ingest
 
 class Relay:
-    """The relay under test on a fixed port, which can be killed and started
-    again there: sluice-relay, or the stand-in until the relay is on main."""
+    """sluice-relay on a fixed port, so that it can be killed and started
+    again there. The `daemons` fixture stops it (and checks its exit)."""
 
     def __init__(self, daemons, redis_server, port=None):
         self.daemons = daemons
         self.redis_server = redis_server
         self.port = port or free_port()
         self.addr = f"127.0.0.1:{self.port}"
-        self.real = (BIN / "sluice-relay").exists()
         self.proc = None
 
     def start(self):
-        if self.real:
-            self.proc = self.daemons("relay", {
-                "SLUICE_LISTEN": self.addr, "SLUICE_REDIS_URL": self.redis_server.url,
-                "SLUICE_NODE_ID": f"relay-{self.port}", "SLUICE_HEARTBEAT": "500ms",
-                "SLUICE_PUBLISHER_GRACE": "5s"})
-            wait_for(self.proc.ready, timeout=10, what="relay /readyz")
-        else:   # TODO(relay on main): the stand-in goes with this branch
-            self.proc = StandinRelay(self.redis_server.client(), port=self.port).start()
+        self.proc = self.daemons("relay", {
+            "SLUICE_LISTEN": self.addr, "SLUICE_REDIS_URL": self.redis_server.url,
+            "SLUICE_NODE_ID": f"relay-{self.port}", "SLUICE_HEARTBEAT": "500ms",
+            "SLUICE_PUBLISHER_GRACE": "5s"})
+        wait_for(self.proc.ready, timeout=10, what="relay /readyz")
         return self
 
     def kill(self):
         """As when the relay's node dies: no goodbye to anyone."""
-        if self.real:
-            self.proc.kill()
-        else:
-            self.proc.stop()
+        self.proc.kill()
         self.proc = None
-
-    def stop(self):
-        if self.proc is not None and not self.real:
-            self.proc.stop()            # a real one is stopped (and checked) by `daemons`
 
 
 @pytest.fixture
 def relay(daemons, redis_server):
     """The relay ingest publishes into (found in sluice:relay:*) and slpcat
     subscribes at."""
-    r = Relay(daemons, redis_server).start()
-    yield r
-    r.stop()
+    return Relay(daemons, redis_server).start()
 
 
 class Ingest:
@@ -501,20 +485,17 @@ def test_relay_down_at_start_is_retried(daemons, api, redis_server, tmp_path):
              what="failed attempts")
     assert ing.metric('sluice_ingest_relay_links{state="backoff"}') == 1
     relay.start()
-    try:
-        out = tmp_path / "out.ts"
-        sub = slpcat("subscribe", "--relay", relay.addr, "--stream", "cam1", "--wait", "5",
-                     "--output", out, "--frames", "20")
-        code, _, err = finish(sub, timeout=20)
-        assert code == 0, err
-        data = out.read_bytes()
-        assert data[0] == 0x47 and (data[1] & 0x1f) << 8 | data[2] == 0      # PAT first
-        assert "discontinuity" not in err
-        assert sorted(ffprobe(out)[0]) == ["aac", "h264"]
-        out_, _ = proc.communicate(timeout=10)
-        assert (proc.returncode, out_.strip()) == (0, "accepted")    # never dropped
-    finally:
-        relay.stop()
+    out = tmp_path / "out.ts"
+    sub = slpcat("subscribe", "--relay", relay.addr, "--stream", "cam1", "--wait", "5",
+                 "--output", out, "--frames", "20")
+    code, _, err = finish(sub, timeout=20)
+    assert code == 0, err
+    data = out.read_bytes()
+    assert data[0] == 0x47 and (data[1] & 0x1f) << 8 | data[2] == 0      # PAT first
+    assert "discontinuity" not in err
+    assert sorted(ffprobe(out)[0]) == ["aac", "h264"]
+    out_, _ = proc.communicate(timeout=10)
+    assert (proc.returncode, out_.strip()) == (0, "accepted")    # never dropped
 
 
 def test_broken_relay_link_is_mended(api, ingest, relay, tmp_path):
