@@ -961,7 +961,7 @@ static int setup_polling(struct srtsrv *s, struct event_base *base, char **err)
     if (s->wake_ev == NULL || event_add(s->wake_ev, NULL) == -1)
         return fail(err, "event", "cannot watch the eventfd");
     s->eid = srt_epoll_create();
-    if (s->eid < 0)
+    if (s->eid == SRT_ERROR)
         return fail(err, "epoll", srt_error_text());
     srt_epoll_set(s->eid, SRT_EPOLL_ENABLE_EMPTY);
     if (srt_epoll_add_usock(s->eid, s->listener, &in) == SRT_ERROR ||
@@ -990,7 +990,7 @@ struct srtsrv *srtsrv_new(struct event_base *base, const struct srtsrv_options *
     s->h = h;
     s->arg = arg;
     s->listener = SRT_INVALID_SOCK;
-    s->eid = -1;
+    s->eid = SRT_ERROR;
     s->cmdfd = s->wakefd = -1;
     pthread_mutex_init(&s->mu, NULL);
     if (srt_startup() == -1) {
@@ -1047,7 +1047,7 @@ void srtsrv_free(struct srtsrv *s)
     free(s->closing);
     if (s->listener != SRT_INVALID_SOCK)
         srt_close(s->listener);
-    if (s->eid >= 0)
+    if (s->eid != SRT_ERROR)
         srt_epoll_release(s->eid);
     free_list(s->out_head);
     free_list(s->head);

@@ -14,6 +14,10 @@
  *    order per connection: accepted, then data and stats, then closed, once.
  *
  * Nothing of libsrt crosses this header: a connection is an opaque handle.
+ *
+ * Watching over SRT (issue 8) adds the other direction: a send queue per
+ * connection, filled by the loop and drained by the SRT thread on
+ * SRT_EPOLL_OUT, woken through the same command eventfd.
  */
 #ifndef SLUICE_INGEST_SRTSRV_H
 #define SLUICE_INGEST_SRTSRV_H
