@@ -1,8 +1,8 @@
 """sluice-api: the internal endpoints ingest uses, behind the service token."""
-from conftest import wait_for
 import hashlib
 
 from api_fixtures import INTERNAL_TOKEN, api, api_factory, assert_error
+from conftest import wait_for
 
 
 def test_service_token_required(api):
