@@ -66,6 +66,31 @@ static void on_db_state(bool up, void *arg)
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg);
 
+/* ---- routes ------------------------------------------------------------- */
+
+const struct http_route *const api_route_tables[] = {
+    auth_routes, users_routes, streams_routes, sessions_routes, audit_routes,
+    internal_routes, NULL,
+};
+
+int api_print_routes(FILE *out)
+{
+    static const struct { unsigned bit; const char *name; } methods[] = {
+        { HTTP_GET, "GET" }, { HTTP_POST, "POST" }, { HTTP_PUT, "PUT" },
+        { HTTP_PATCH, "PATCH" }, { HTTP_DELETE, "DELETE" }, { HTTP_OPTIONS, "OPTIONS" },
+    };
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const struct http_route *r = api_route_tables[t]; r->pattern; r++) {
+            for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+                if ((r->methods & methods[m].bit) &&
+                    fprintf(out, "%s %s\n", methods[m].name, r->pattern) < 0)
+                    return -1;
+            }
+        }
+    }
+    return fflush(out) == 0 ? 0 : -1;
+}
+
 /* ---- building ----------------------------------------------------------- */
 
 static int start_db(struct api *api)
@@ -102,10 +127,12 @@ static int start_http(struct api *api)
     api->http = http_server_new(api->d->base, &o);
     if (api->http == NULL)
         return -1;
-    const struct http_route *tables[] = { auth_routes, users_routes, streams_routes,
-                                          sessions_routes, internal_routes };
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-        http_server_routes(api->http, tables[i], api);
+    for (size_t i = 0; api_route_tables[i]; i++) {
+        if (http_server_routes(api->http, api_route_tables[i], api) == -1) {
+            log_error("api: too many route tables");
+            return -1;
+        }
+    }
     char *err = NULL;
     if (http_server_listen(api->http, api->cfg->listen, &err) == -1) {
         log_error("%s", err ? err : "cannot listen");
@@ -173,6 +200,9 @@ struct api *api_new(struct daemon *d, const struct api_config *cfg)
         return NULL;
     api->d = d;
     api->cfg = cfg;
+    snprintf(api->edge_url, sizeof(api->edge_url), "%s", cfg->edge_url);
+    for (size_t n = strlen(api->edge_url); n > 0 && api->edge_url[n - 1] == '/'; n--)
+        api->edge_url[n - 1] = '\0';
     if (start_parts(api) == -1 || start_db(api) == -1 || bootstrap_start(api) == -1 ||
         start_http(api) == -1 || start_admin(api) == -1) {
         api_free(api);

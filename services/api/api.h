@@ -3,7 +3,9 @@
  * main.c. The files, by layer:
  *
  *   routes      auth.c (login), users.c (users, the first admin), streams.c
- *               (streams, keys), sessions.c, internal.c (authtable, authorize)
+ *               (streams, keys), sessions.c, live.c (what is live),
+ *               recordings.c (the recordings index), audit.c (the audit
+ *               log), internal.c (authtable, authorize)
  *   plumbing    call.c (a request's life: bearer auth, replies, errors),
  *               events.c (sluice:events), records.c (rows as JSON),
  *               migrations.c (the schema), config.c (options)
@@ -18,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sluice/config.h"
 #include "sluice/http.h"
@@ -45,6 +48,8 @@ struct api_config {
     int64_t login_max_failures, login_window_ms, login_lockout_ms;
     int64_t max_body;
     bool trust_proxy;
+    char *edge_url;
+    bool live_public;
 };
 
 extern const struct config_opt api_opts[];
@@ -67,6 +72,7 @@ struct api {
     struct throttle *throttle;
     struct event *drain_timer;
     char dummy_hash[128];          /* verified against for unknown users */
+    char edge_url[208];            /* cfg->edge_url without trailing '/' */
     struct bootstrap *bootstrap;   /* the first admin, until created */
     struct metric *m[AM_COUNT];
 };
@@ -88,7 +94,18 @@ extern const struct http_route auth_routes[];
 extern const struct http_route users_routes[];
 extern const struct http_route streams_routes[];
 extern const struct http_route sessions_routes[];
+extern const struct http_route live_routes[];
+extern const struct http_route recordings_routes[];
+extern const struct http_route audit_routes[];
 extern const struct http_route internal_routes[];
+
+/* Every table the API port serves, NULL-terminated: what api_new() routes and
+ * what `sluice-api --routes` prints (tests compare it with docs/openapi.yaml). */
+extern const struct http_route *const api_route_tables[];
+
+/* Prints one "METHOD /pattern" line per route of api_route_tables (HEAD,
+ * implied by GET, is not listed). Returns 0, or -1 on an output error. */
+int api_print_routes(FILE *out);
 
 /* users.c: creates the admin of SLUICE_ADMIN_USER once the database is up. */
 int bootstrap_start(struct api *api);

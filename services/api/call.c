@@ -11,6 +11,7 @@
 #include "api.h"
 #include "db.h"
 #include "jwt_auth.h"
+#include "keys.h"
 #include "sluice/clock.h"
 #include "sluice/config.h"
 #include "sluice/http.h"
@@ -30,6 +31,8 @@ void *call_new(struct http_request *req, size_t size)
 
 static void call_free(struct call *c)
 {
+    if (c->cleanup)
+        c->cleanup(c);
     json_decref(c->body);
     free(c);
 }
@@ -183,6 +186,19 @@ static void on_user_loaded(const struct db_result *res, void *arg)
         return;
     }
     c->then(c);
+}
+
+int call_service_auth(struct call *c)
+{
+    const char *h = http_request_header(c->req, "Authorization");
+    const char *token = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL;
+    if (token && secret_equal(token, c->api->cfg->internal_token))
+        return 0;
+    log_warn("internal: %s from %s: %s service token", c->req->path, c->req->peer,
+             token ? "wrong" : "no");
+    http_header(c->req, "WWW-Authenticate", "Bearer realm=\"sluice-internal\"");
+    call_error(c, 401, "unauthorized", "a valid service token is required");
+    return -1;
 }
 
 void call_authenticate(struct call *c, unsigned roles, void (*then)(struct call *c))

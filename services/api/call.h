@@ -40,6 +40,8 @@ struct call {
     json_t *body;                      /* owned; NULL until read */
     void (*then)(struct call *c);      /* what runs once authenticated */
     unsigned roles;                    /* ROLES_*: who may */
+    void (*cleanup)(struct call *c);   /* frees what the handler's struct owns;
+                                          run by the reply, may be NULL */
 };
 
 /* A zeroed call of <size> bytes (a struct that starts with struct call) for
@@ -54,6 +56,10 @@ int call_read_body(struct call *c);
  * role against <roles>, then runs <then>. On failure replies itself (401, 403,
  * 503) and frees the call. */
 void call_authenticate(struct call *c, unsigned roles, void (*then)(struct call *c));
+
+/* Checks the service token (internal-token) of an /internal/ call, in
+ * constant time. Returns 0, or -1 after replying 401 and freeing the call. */
+int call_service_auth(struct call *c);
 
 bool call_is_admin(const struct call *c);
 

@@ -24,6 +24,12 @@ struct call;
 json_t *event_message(const char *type, const char *stream, int64_t version,
                       json_t *auth);
 
+/* The message of a recording's change (recording.deleted):
+ *   {"type": "recording.deleted", "id": "cam1-20261121T100000Z", "stream": "cam1",
+ *    "at": "2026-11-21T11:00:00.000Z"}
+ * NULL when out of memory. */
+json_t *event_recording(const char *type, const char *id, const char *stream);
+
 /* Publishes <msg> (stolen), then replies <status> with <body> (stolen) on
  * <c>. If Redis cannot take the message, the change still stands (it is
  * committed): the failure is logged and counted, and the reply goes out, since

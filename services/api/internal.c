@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "api.h"
 #include "call.h"
@@ -24,20 +23,6 @@
 #include "sluice/log.h"
 #include "sluice/names.h"
 #include "sluice/redis.h"
-
-/* Checks the service token. Returns 0, or -1 after replying 401. */
-static int service_auth(struct call *c)
-{
-    const char *h = http_request_header(c->req, "Authorization");
-    const char *token = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL;
-    if (token && secret_equal(token, c->api->cfg->internal_token))
-        return 0;
-    log_warn("internal: %s from %s: %s service token", c->req->path, c->req->peer,
-             token ? "wrong" : "no");
-    http_header(c->req, "WWW-Authenticate", "Bearer realm=\"sluice-internal\"");
-    call_error(c, 401, "unauthorized", "a valid service token is required");
-    return -1;
-}
 
 /* ---- GET /internal/v1/authtable ----------------------------------------- */
 
@@ -61,7 +46,7 @@ static void on_table(const struct db_result *res, void *arg)
 static void get_authtable(struct http_request *req)
 {
     struct call *c = call_new(req, sizeof(*c));
-    if (c == NULL || service_auth(c) == -1)
+    if (c == NULL || call_service_auth(c) == -1)
         return;
     /* one statement, one snapshot: the version matches the entries */
     static const char sql[] =
@@ -191,7 +176,7 @@ static void post_authorize(struct http_request *req)
 {
     struct authz *a = call_new(req, sizeof(*a));
     char err[160], hash[SHA256_HEX_LEN + 1];
-    if (a == NULL || service_auth(&a->call) == -1 || call_read_body(&a->call) == -1)
+    if (a == NULL || call_service_auth(&a->call) == -1 || call_read_body(&a->call) == -1)
         return;
     if (req_authorize(a->call.body, &a->in, err, sizeof(err)) == -1) {
         call_error(&a->call, 400, "bad_request", "%s", err);

@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "api.h"
+#include "audit.h"
 #include "call.h"
 #include "db.h"
 #include "password.h"
@@ -119,11 +120,18 @@ static void on_hashed(void *arg, bool cancelled)
         call_unavailable(&u->call, "password hashing");
         return;
     }
-    const char *params[] = { u->in.username, u->hash, role_name(u->in.role) };
-    if (db_query(u->call.api->db,
-                 "INSERT INTO users AS u (username, password_hash, role) VALUES ($1, $2, $3)"
-                 " RETURNING " USER_COLUMNS,
-                 3, params, on_user_created, u) == -1)
+    static const char sql[] =
+        "WITH u AS (INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)"
+        "   RETURNING *),"
+        " audit AS (" AUDIT_INSERT(AUDIT_USER_CREATED, "u.username",
+                                   "jsonb_build_object('id', u.id, 'role', u.role)", "u",
+                                   "$4", "$5", "$6") ")"
+        " SELECT " USER_COLUMNS " FROM u";
+    struct audit_by by;
+    audit_by(&u->call, &by);
+    const char *params[] = { u->in.username, u->hash, role_name(u->in.role),
+                             by.params[0], by.params[1], by.params[2] };
+    if (db_query(u->call.api->db, sql, 6, params, on_user_created, u) == -1)
         call_unavailable(&u->call, "the database");
 }
 
@@ -192,11 +200,18 @@ static void delete_user(struct call *c)
         call_error(c, 409, "conflict", "you cannot delete yourself");
         return;
     }
+    static const char sql[] =
+        "WITH u AS (DELETE FROM users WHERE id = $1 RETURNING id, username, role),"
+        " audit AS (" AUDIT_INSERT(AUDIT_USER_DELETED, "u.username",
+                                   "jsonb_build_object('id', u.id, 'role', u.role)", "u",
+                                   "$2", "$3", "$4") ")"
+        " SELECT username FROM u";
     char text[24];
+    struct audit_by by;
     snprintf(text, sizeof(text), "%lld", (long long)id);
-    const char *params[] = { text };
-    if (db_query(c->api->db, "DELETE FROM users WHERE id = $1 RETURNING username", 1,
-                 params, on_user_deleted, c) == -1)
+    audit_by(c, &by);
+    const char *params[] = { text, by.params[0], by.params[1], by.params[2] };
+    if (db_query(c->api->db, sql, 4, params, on_user_deleted, c) == -1)
         call_unavailable(c, "the database");
 }
 
@@ -257,11 +272,15 @@ static void bootstrap_try(struct api *api)
     struct bootstrap *b = api->bootstrap;
     if (b == NULL || !b->hashed || b->inserting || b->done || !db_is_up(api->db))
         return;
+    static const char sql[] =
+        "WITH u AS (INSERT INTO users (username, password_hash, role)"
+        "   VALUES ($1, $2, 'admin') ON CONFLICT (username) DO NOTHING RETURNING *),"
+        " audit AS (" AUDIT_INSERT(AUDIT_USER_CREATED, "u.username",
+                                   "jsonb_build_object('id', u.id, 'role', u.role)", "u",
+                                   "NULL", "'" AUDIT_ACTOR_STARTUP "'", "''") ")"
+        " SELECT id FROM u";
     const char *params[] = { api->cfg->admin_user, b->hash };
-    if (db_query(api->db,
-                 "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, 'admin')"
-                 " ON CONFLICT (username) DO NOTHING RETURNING id",
-                 2, params, on_admin_inserted, b) == 0)
+    if (db_query(api->db, sql, 2, params, on_admin_inserted, b) == 0)
         b->inserting = true;
 }
 
