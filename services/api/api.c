@@ -69,8 +69,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg);
 /* ---- routes ------------------------------------------------------------- */
 
 const struct http_route *const api_route_tables[] = {
-    auth_routes, users_routes, streams_routes, sessions_routes, recordings_routes,
-    audit_routes, internal_routes, NULL,
+    auth_routes, users_routes, streams_routes, sessions_routes, live_routes,
+    recordings_routes, audit_routes, internal_routes, NULL,
 };
 
 int api_print_routes(FILE *out)
