@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 
+#include "authsync.h"
 #include "db.h"
 #include "migrations.h"
 #include "password.h"
@@ -33,6 +34,13 @@ static const struct metric_def api_metric_defs[] = {
     [AM_REDIS_UP] = { "sluice_api_redis_up", METRIC_GAUGE, "1 while Redis is connected" },
     [AM_HASH_QUEUE] = { "sluice_api_hash_queue_depth", METRIC_GAUGE,
                         "Password hashes queued or running" },
+    [AM_AUTHORIZE_FROM] = { "sluice_api_authorize_source_total", METRIC_COUNTER,
+                            "Internal authorize decisions by where they were looked up",
+                            { "source" } },
+    [AM_AUTHCACHE_LOADS] = { "sluice_api_authcache_loads_total", METRIC_COUNTER,
+                             "Loads of the in-memory authtable by result", { "result" } },
+    [AM_AUTHCACHE_UP] = { "sluice_api_authcache_up", METRIC_GAUGE,
+                          "1 while authorize decides from the in-memory authtable" },
     [AM_COUNT] = { NULL },
 };
 
@@ -47,6 +55,12 @@ static void on_collect(void *arg)
     struct api *api = arg;
     metric_set(metric_at(api->m[AM_REDIS_UP]), redis_is_up(api->redis));
     metric_set(metric_at(api->m[AM_HASH_QUEUE]), workpool_depth(api->hashers));
+    metric_set(metric_at(api->m[AM_AUTHCACHE_UP]), authsync_table(api) != NULL);
+}
+
+static void on_redis_state(bool up, void *arg)
+{
+    authsync_redis_state(arg, up);
 }
 
 static bool ready(json_t *checks, void *arg)
@@ -177,8 +191,10 @@ static int start_parts(struct api *api)
     };
     if (metrics_register(api->d->metrics, api_metric_defs, api->m) == 0)
         metrics_on_collect(api->d->metrics, on_collect, api);
-    if ((api->redis = redis_new(api->d->base, api->d->dns, &ro)) == NULL ||
-        (api->throttle = throttle_new(&to)) == NULL ||
+    if ((api->redis = redis_new(api->d->base, api->d->dns, &ro)) == NULL)
+        return -1;
+    redis_set_state_cb(api->redis, on_redis_state, api);
+    if ((api->throttle = throttle_new(&to)) == NULL ||
         (api->hashers = workpool_new(api->d->base, (unsigned)cfg->hash_threads,
                                      (unsigned)cfg->hash_queue)) == NULL ||
         (api->drain_timer = evtimer_new(api->d->base, on_drain_tick, api)) == NULL ||
@@ -203,8 +219,8 @@ struct api *api_new(struct daemon *d, const struct api_config *cfg)
     snprintf(api->edge_url, sizeof(api->edge_url), "%s", cfg->edge_url);
     for (size_t n = strlen(api->edge_url); n > 0 && api->edge_url[n - 1] == '/'; n--)
         api->edge_url[n - 1] = '\0';
-    if (start_parts(api) == -1 || start_db(api) == -1 || bootstrap_start(api) == -1 ||
-        start_http(api) == -1 || start_admin(api) == -1) {
+    if (start_parts(api) == -1 || start_db(api) == -1 || authsync_start(api) == -1 ||
+        bootstrap_start(api) == -1 || start_http(api) == -1 || start_admin(api) == -1) {
         api_free(api);
         return NULL;
     }
@@ -243,6 +259,7 @@ void api_free(struct api *api)
     /* what handlers wait on goes first, so that their callbacks still have a
      * server to answer through (see http.h) */
     workpool_free(api->hashers);
+    authsync_free(api);
     db_free(api->db);
     redis_free(api->redis);
     bootstrap_free(api);   /* after what could still call it back */

@@ -8,11 +8,13 @@
  *               log), internal.c (authtable, authorize)
  *   plumbing    call.c (a request's life: bearer auth, replies, errors),
  *               events.c (sluice:events), records.c (rows as JSON),
+ *               authsync.c (the authtable in memory, kept by the events),
  *               migrations.c (the schema), config.c (options)
  *   services    db.c (PostgreSQL, the only user of libpq), workpool.c
  *               (threads for password hashing), throttle.c (login limits)
  *   pure        requests.c (bodies), jwt_auth.c (tokens), password.c
- *               (scrypt), keys.c (stream keys, session ids), b64.c
+ *               (scrypt), keys.c (stream keys, session ids), b64.c,
+ *               authcache.c (the authtable's rules)
  */
 #ifndef SLUICE_API_API_H
 #define SLUICE_API_API_H
@@ -32,6 +34,7 @@ struct workpool;
 struct throttle;
 struct metric;
 struct event;
+struct authsync;
 
 struct api_config {
     char *listen;
@@ -50,6 +53,8 @@ struct api_config {
     bool trust_proxy;
     char *edge_url;
     bool live_public;
+    bool auth_cache;
+    int64_t auth_reload_ms;
 };
 
 extern const struct config_opt api_opts[];
@@ -59,7 +64,8 @@ extern const struct config_opt api_opts[];
 int api_config_check(const struct api_config *cfg, char **err);
 
 enum api_metric {
-    AM_LOGINS, AM_AUTHORIZE, AM_EVENTS, AM_REDIS_UP, AM_HASH_QUEUE, AM_COUNT
+    AM_LOGINS, AM_AUTHORIZE, AM_EVENTS, AM_REDIS_UP, AM_HASH_QUEUE, AM_AUTHORIZE_FROM,
+    AM_AUTHCACHE_LOADS, AM_AUTHCACHE_UP, AM_COUNT
 };
 
 struct api {
@@ -74,6 +80,7 @@ struct api {
     char dummy_hash[128];          /* verified against for unknown users */
     char edge_url[208];            /* cfg->edge_url without trailing '/' */
     struct bootstrap *bootstrap;   /* the first admin, until created */
+    struct authsync *sync;         /* the authtable in memory; NULL if auth-cache off */
     struct metric *m[AM_COUNT];
 };
 

@@ -60,6 +60,10 @@ const struct config_opt api_opts[] = {
       "the edge's public base URL, for playback URLs (<edge-url>/live/<name>/index.m3u8)" },
     { "live-public", CONF_BOOL, OPT(live_public), "true", 0, 0,
       "GET /v1/live answers callers without a token (public fields only)" },
+    { "auth-cache", CONF_BOOL, OPT(auth_cache), "true", 0, 0,
+      "authorize from the authtable in memory, kept current by sluice:events" },
+    { "auth-reload", CONF_MS, OPT(auth_reload_ms), "1m", 1000, 86400000,
+      "reload the in-memory authtable this often (catches a lost event)" },
     { NULL },
 };
 

@@ -8,12 +8,17 @@
  * bad key or session, 1403 forbidden (disabled stream, session for the other
  * mode), 1404 no such stream. A request ingest should not have sent (not
  * JSON, missing fields) is a 400 instead. A session id is consumed by the
- * call that presents it, whatever the decision. */
+ * call that presents it, whatever the decision.
+ *
+ * Decisions come from the authtable in memory when it can be trusted
+ * (authsync.h), else from PostgreSQL; both follow the same rules. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "authcache.h"
+#include "authsync.h"
 #include "call.h"
 #include "db.h"
 #include "keys.h"
@@ -111,8 +116,34 @@ static void on_lookup(const struct db_result *res, void *arg)
         allow(a, name, db_value(res, 0, 1));
 }
 
+/* The decision from the in-memory table: the rules of on_lookup. */
+static void decide(struct authz *a, const struct authcache *t, const char *stream,
+                   const char *hash)
+{
+    const json_t *e = stream ? authcache_by_name(t, stream) : authcache_by_key(t, hash);
+    const char *key = json_string_value(json_object_get(e, "key_sha256"));
+    api_count(a->call.api, AM_AUTHORIZE_FROM, "memory");
+    if (e == NULL && stream && a->kind == KEY_STREAM)
+        deny(a, 1404, "no_stream", "no such stream");
+    else if (e == NULL && a->kind == KEY_SESSION)
+        deny(a, 1404, "no_stream", "the session's stream no longer exists");
+    else if (e == NULL || (a->kind == KEY_STREAM && strcmp(key, hash) != 0))
+        deny(a, 1401, "bad_key", "the key does not match a stream");
+    else if (json_is_true(json_object_get(e, "disabled")))
+        deny(a, 1403, "disabled", "this stream is disabled");
+    else
+        allow(a, json_string_value(json_object_get(e, "name")),
+              json_string_value(json_object_get(e, "passphrase")));
+}
+
 static void look_up(struct authz *a, const char *stream, const char *hash)
 {
+    const struct authcache *t = authsync_table(a->call.api);
+    if (t != NULL) {
+        decide(a, t, stream, hash);
+        return;
+    }
+    api_count(a->call.api, AM_AUTHORIZE_FROM, "database");
     static const char by_stream[] =
         "SELECT s.name, s.passphrase, s.disabled, k.stream_id IS NOT NULL"
         " FROM streams s LEFT JOIN stream_keys k"

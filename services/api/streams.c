@@ -8,7 +8,8 @@
  * then published on sluice:events, and only then answered. A key is shown
  * once, in the answer that made it; the database keeps its SHA-256. Each
  * change writes its audit row in its statement too (audit.h): the caller's
- * id, name and address are always the last three parameters. */
+ * id, name and address are always the last three parameters. The change also
+ * goes into the in-memory authtable (authsync.h) before the reply. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #include "api.h"
 #include "audit.h"
+#include "authsync.h"
 #include "call.h"
 #include "db.h"
 #include "events.h"
@@ -162,6 +164,7 @@ static void announce(struct stream_call *s, const struct db_result *res, const c
     json_t *body = s->key[0] ? json_pack("{s:o, s:s}", "stream", stream, "key", s->key)
                              : stream;
     OPENSSL_cleanse(s->key, sizeof(s->key));
+    authsync_changed(s->call.api, s->name, version, auth);
     log_info("streams: %s %s by %s", type, s->name, s->call.who.name);
     event_publish_then_reply(&s->call, event_message(type, s->name, version, auth), status,
                              body);
@@ -360,6 +363,7 @@ static void on_deleted(const struct db_result *res, void *arg)
     if (change_failed(s, res, "deleting a stream"))
         return;
     log_info("streams: stream.deleted %s by %s", s->name, s->call.who.name);
+    authsync_changed(s->call.api, s->name, db_int(res, 0, 1), NULL);
     event_publish_then_reply(&s->call,
                              event_message("stream.deleted", s->name, db_int(res, 0, 1),
                                            NULL),
