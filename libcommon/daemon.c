@@ -167,7 +167,17 @@ static int setup_loop(struct daemon *d)
 {
     struct daemon_private *p = d->priv;
     evthread_use_pthreads();   /* some daemons hand work over from other threads */
-    d->base = event_base_new();
+    /* With the changelist, epoll merges the changes one turn of the loop makes
+     * to a descriptor into one epoll_ctl: evhttp's read-off, write-on,
+     * write-off, read-on per request cost 2 calls instead of 4 (+40% requests/s
+     * on small cached objects, docs/edge.md). Safe because no daemon hands
+     * libevent a dup()ed descriptor. */
+    struct event_config *cfg = event_config_new();
+    if (cfg == NULL)
+        return -1;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    d->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
     if (d->base == NULL)
         return -1;
     d->dns = evdns_base_new(d->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |

@@ -26,6 +26,7 @@
 #define MAX_LISTENERS 4
 #define MAX_PATH 2048
 #define MAX_SEGMENTS 32
+#define MAX_SERVER_HEADERS 8
 
 enum { M_REQUESTS, M_DURATION, M_CONNECTIONS, M_COUNT };
 static const struct metric_def http_metric_defs[] = {
@@ -47,6 +48,7 @@ struct http_server {
     struct evhttp *http;
     char name[32];
     size_t max_body;
+    size_t max_write;
     unsigned max_conns;
     unsigned nconns;
     unsigned npending;
@@ -61,6 +63,8 @@ struct http_server {
     struct event *fixup_ev;
     struct metric *m[M_COUNT];
     struct metric_series *conns_gauge;
+    struct { char *name, *value; } headers[MAX_SERVER_HEADERS];
+    size_t nheaders;
     void (*free_cb)(void *);
     void *free_arg;
 };
@@ -129,6 +133,8 @@ static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL)
         return NULL;   /* evhttp then makes its own; it goes uncounted */
+    if (s->max_write)
+        bufferevent_set_max_single_write(bev, s->max_write);
     if (s->nfresh == s->capfresh) {
         size_t cap = s->capfresh ? s->capfresh * 2 : 16;
         struct bufferevent **grown = realloc(s->fresh, cap * sizeof(*grown));
@@ -303,6 +309,9 @@ void http_reply(struct http_request *req, int status, const char *content_type,
                 struct evbuffer *body)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req->ev);
+    struct http_server *s = req->server;
+    for (size_t i = 0; i < s->nheaders; i++)
+        evhttp_add_header(h, s->headers[i].name, s->headers[i].value);
     if (content_type != NULL) {
         evhttp_remove_header(h, "Content-Type");
         evhttp_add_header(h, "Content-Type", content_type);
@@ -519,6 +528,7 @@ struct http_server *http_server_new(struct event_base *base,
     snprintf(s->name, sizeof(s->name), "%s", opts->name ? opts->name : "http");
     s->max_body = opts->max_body ? opts->max_body : 64 * 1024;
     s->max_conns = opts->max_connections ? opts->max_connections : 1024;
+    s->max_write = opts->max_write;
     s->http = evhttp_new(base);
     s->fixup_ev = event_new(base, -1, 0, fixup_cb, s);
     if (s->http == NULL || s->fixup_ev == NULL) {
@@ -543,6 +553,22 @@ int http_server_routes(struct http_server *s, const struct http_route *routes, v
     if (s->ntables == MAX_ROUTE_TABLES)
         return -1;
     s->tables[s->ntables++] = (struct route_table){ routes, arg };
+    return 0;
+}
+
+int http_server_add_header(struct http_server *s, const char *name, const char *value)
+{
+    if (s->nheaders == MAX_SERVER_HEADERS)
+        return -1;
+    char *n = strdup(name), *v = strdup(value);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return -1;
+    }
+    s->headers[s->nheaders].name = n;
+    s->headers[s->nheaders].value = v;
+    s->nheaders++;
     return 0;
 }
 
@@ -613,6 +639,10 @@ void http_server_free(struct http_server *s)
         evhttp_free(s->http);
     if (s->free_cb)
         s->free_cb(s->free_arg);
+    for (size_t i = 0; i < s->nheaders; i++) {
+        free(s->headers[i].name);
+        free(s->headers[i].value);
+    }
     free(s->fresh);
     free(s);
 }

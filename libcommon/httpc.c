@@ -33,6 +33,7 @@ struct httpc {
     char host_header[300];
     int port;
     int timeout_ms;
+    size_t max_body, max_headers;
     unsigned nconns;
     struct evhttp_connection **conns;
     unsigned *load;                /* requests in flight per connection */
@@ -151,6 +152,8 @@ struct httpc *httpc_new(struct event_base *base, struct evdns_base *dns,
     c->dns = dns;
     c->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : 5000;
     c->nconns = opts && opts->connections ? opts->connections : 4;
+    c->max_body = opts ? opts->max_body : 0;
+    c->max_headers = opts ? opts->max_headers : 0;
     if (parse_origin(c, origin) == -1) {
         char safe[128];
         log_error("http client: bad origin \"%s\" (want http://host:port)",
@@ -183,6 +186,11 @@ static int pick_conn(struct httpc *c, unsigned *index)
         struct timeval tv = clock_tv_ms(c->timeout_ms);
         evhttp_connection_set_timeout_tv(c->conns[best], &tv);
         evhttp_connection_set_retries(c->conns[best], 0);
+        if (c->max_body)
+            evhttp_connection_set_max_body_size(c->conns[best], (ev_ssize_t)c->max_body);
+        if (c->max_headers)
+            evhttp_connection_set_max_headers_size(c->conns[best],
+                                                   (ev_ssize_t)c->max_headers);
     }
     *index = best;
     return 0;

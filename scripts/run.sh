@@ -23,8 +23,11 @@ API_PORT=${SLUICE_RUN_API_PORT:-8000}
 API_ADMIN_PORT=${SLUICE_RUN_API_ADMIN_PORT:-9100}
 RELAY_PORT=${SLUICE_RUN_RELAY_PORT:-7700}
 RELAY_ADMIN_PORT=${SLUICE_RUN_RELAY_ADMIN_PORT:-9102}
+DISCOVERY_ADMIN_PORT=${SLUICE_RUN_DISCOVERY_ADMIN_PORT:-9105}
+EDGE_PORT=${SLUICE_RUN_EDGE_PORT:-8081}
+EDGE_ADMIN_PORT=${SLUICE_RUN_EDGE_ADMIN_PORT:-9106}
 PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
-mkdir -p "$DATA/redis" "$DATA/secrets" "$DATA/logs"
+mkdir -p "$DATA/redis" "$DATA/secrets" "$DATA/logs" "$DATA/hls"
 chmod 700 "$DATA/secrets"
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -139,6 +142,9 @@ STARTED=""
 # skipped, so this list can name every daemon of the design.
 daemon api "--listen=127.0.0.1:$API_PORT" "--admin-listen=127.0.0.1:$API_ADMIN_PORT"
 daemon relay "--listen=127.0.0.1:$RELAY_PORT" "--admin-listen=127.0.0.1:$RELAY_ADMIN_PORT"
+# hls writes $DATA/hls (the origin directory); discovery watches it
+daemon discovery "--dir=$DATA/hls" "--admin-listen=127.0.0.1:$DISCOVERY_ADMIN_PORT"
+daemon edge "--listen=127.0.0.1:$EDGE_PORT" "--admin-listen=127.0.0.1:$EDGE_ADMIN_PORT"
 
 cat <<EOF
 
@@ -155,6 +161,10 @@ for name in $STARTED; do
                echo "              log in as $SLUICE_ADMIN_USER / $pw:"
                echo "              curl --json '{\"username\":\"$SLUICE_ADMIN_USER\",\"password\":\"$pw\"}' http://127.0.0.1:$API_PORT/v1/auth/login" ;;
         relay) echo "  relay       slp://127.0.0.1:$RELAY_PORT       admin http://127.0.0.1:$RELAY_ADMIN_PORT/metrics" ;;
+        discovery)
+               echo "  discovery   watching $DATA/hls        admin http://127.0.0.1:$DISCOVERY_ADMIN_PORT/metrics" ;;
+        edge)  echo "  edge        http://127.0.0.1:$EDGE_PORT      admin http://127.0.0.1:$EDGE_ADMIN_PORT/metrics"
+               echo "              watch: http://127.0.0.1:$EDGE_PORT/live/<stream>/index.m3u8" ;;
     esac
 done
 echo

@@ -6,6 +6,7 @@
 #
 #   SLUICE_TEST_ONLY="unit integration fuzz lint"   stages to run (default: all)
 #   PYTEST_ARGS="-k relay"                            extra pytest arguments
+#   SLUICE_TEST_JOBS=3                                pytest workers (xdist)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
@@ -38,8 +39,14 @@ stage_unit() {
 }
 
 stage_integration() {
-    # shellcheck disable=SC2086 # PYTEST_ARGS is a list of arguments
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=10 \
+    # Tests use free ports and their own servers, so they run side by side:
+    # most of their time is waiting on real-time media and timeouts, not CPU.
+    jobs=""
+    if /usr/bin/python3 -c 'import xdist' 2>/dev/null; then
+        jobs="-n ${SLUICE_TEST_JOBS:-3}"
+    fi
+    # shellcheck disable=SC2086 # jobs and PYTEST_ARGS are lists of arguments
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=10 $jobs \
         tests/integration ${PYTEST_ARGS:-}
     rc=$?
     note "integration: pytest exited $rc"

@@ -17,7 +17,8 @@ from conftest import ROOT, free_port, port_open, wait_for
 def test_make_run_starts_and_ctrl_c_stops_everything():
     data = pathlib.Path(tempfile.mkdtemp(prefix="sluice-run-test-"))
     ports = {name: free_port() for name in
-             ("REDIS", "PG", "API", "API_ADMIN", "RELAY", "RELAY_ADMIN")}
+             ("REDIS", "PG", "API", "API_ADMIN", "RELAY", "RELAY_ADMIN",
+              "DISCOVERY_ADMIN", "EDGE", "EDGE_ADMIN")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     env.update({f"SLUICE_RUN_{k}_PORT": str(v) for k, v in ports.items()})
     env["SLUICE_RUN_DATA"] = str(data)
@@ -35,10 +36,21 @@ def test_make_run_starts_and_ctrl_c_stops_everything():
         if (ROOT / "build" / "release" / "bin" / "sluice-api").exists():
             # the printed login works
             password = (data / "secrets" / "admin_password").read_text()
-            assert password in text
+            # the listing goes on after "Sluice is running", among daemon logs
+            wait_for(lambda: password in log.read_text(), timeout=10, what="the login")
             url = f"http://127.0.0.1:{ports['API']}/v1/auth/login"
             r = wait_for(lambda: _login(url, password), timeout=20, what="api login")
             assert r.status_code == 200 and r.json()["token"]
+        if (ROOT / "build" / "release" / "bin" / "sluice-edge").exists():
+            # the edge answers viewers (no stream yet) and discovery watches .run/hls
+            wait_for(lambda: f"127.0.0.1:{ports['EDGE']}/live/<stream>/index.m3u8"
+                     in log.read_text(), timeout=10, what="the edge's line")
+            edge = f"http://127.0.0.1:{ports['EDGE']}/live/demo/index.m3u8"
+            wait_for(lambda: _get(edge) is not None, timeout=20, what="edge")
+            r = _get(edge)
+            assert r.status_code == 404 and r.json()["error"] == "not_found"
+            assert (data / "hls").is_dir()
+            assert _get(f"http://127.0.0.1:{ports['DISCOVERY_ADMIN']}/healthz").status_code == 200
         os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C does
         assert proc.wait(timeout=30) == 0, log.read_text()
         assert "sluice run: stopped" in log.read_text()
@@ -58,6 +70,13 @@ def _login(url, password):
     try:
         r = requests.post(url, json={"username": "admin", "password": password}, timeout=5)
         return r if r.status_code != 503 else None
+    except requests.RequestException:
+        return None
+
+
+def _get(url):
+    try:
+        return requests.get(url, timeout=5)
     except requests.RequestException:
         return None
 

@@ -80,6 +80,10 @@ struct http_server_options {
     size_t max_body;           /* bytes; 0 = 64 KiB */
     unsigned max_connections;  /* 0 = 1024 */
     int timeout_s;             /* idle and read/write timeout; 0 = 30 */
+    size_t max_write;          /* bytes written to a connection per loop turn;
+                                * 0 = libevent's 16 KiB. Servers of large
+                                * bodies raise it: a 1 MB body otherwise takes
+                                * 64 turns of the loop */
     struct metrics *metrics;   /* requests and latency by route; may be NULL */
 };
 
@@ -92,6 +96,11 @@ struct http_server *http_server_new(struct event_base *base,
  * outlive the server. Returns 0 or -1 (too many tables). */
 int http_server_routes(struct http_server *s, const struct http_route *routes,
                        void *arg);
+
+/* Adds a header to every reply the server makes from now on, its own errors
+ * included (CORS headers on a public port). Up to 8; <name> and <value> are
+ * copied. Returns 0 or -1. */
+int http_server_add_header(struct http_server *s, const char *name, const char *value);
 
 /* Calls <fn>(<arg>) when the server is freed (to free what its routes use). */
 void http_server_set_free_cb(struct http_server *s, void (*fn)(void *), void *arg);

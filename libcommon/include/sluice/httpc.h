@@ -29,6 +29,9 @@ typedef void (*httpc_cb)(const struct httpc_response *resp, void *arg);
 struct httpc_options {
     int timeout_ms;          /* whole request, connect included; 0 = 5000 */
     unsigned connections;    /* pool size; 0 = 4 */
+    size_t max_body;         /* larger response bodies fail with "response too
+                              * large"; 0 = no bound */
+    size_t max_headers;      /* the same for the response headers; 0 = no bound */
 };
 
 /* A client for <origin> ("http://host:port", no path). NULL (logged) when the

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -49,7 +50,29 @@ static void h_park(struct http_request *req)
     f->parked = req;
 }
 
+static void h_big(struct http_request *req)
+{
+    struct evbuffer *out = evbuffer_new();
+    char block[1024];
+    memset(block, 'b', sizeof(block));
+    for (int i = 0; i < 10; i++)
+        evbuffer_add(out, block, sizeof(block));
+    http_reply(req, 200, "application/octet-stream", out);
+    evbuffer_free(out);
+}
+
+/* Replies with the connection's max single write. */
+static void h_maxwrite(struct http_request *req)
+{
+    struct bufferevent *bev =
+        evhttp_connection_get_bufferevent(evhttp_request_get_connection(req->ev));
+    http_reply_json(req, 200, json_pack("{s:I}", "max_write",
+                                        (json_int_t)bufferevent_get_max_single_write(bev)));
+}
+
 static const struct http_route routes[] = {
+    { HTTP_GET, "/maxwrite", h_maxwrite },
+    { HTTP_GET, "/big", h_big },
     { HTTP_GET, "/hello", h_hello },
     { HTTP_GET, "/items/{}", h_echo_params, "item" },
     { HTTP_GET, "/items/{}/parts/{}", h_echo_params },
@@ -65,7 +88,8 @@ static int setup(void **state)
     f->base = event_base_new();
     f->metrics = metrics_new();
     struct http_server_options o = { .name = "test", .max_body = 100,
-                                     .max_connections = 3, .metrics = f->metrics };
+                                     .max_connections = 3, .metrics = f->metrics,
+                                     .max_write = 1 << 20 };
     f->srv = http_server_new(f->base, &o);
     assert_non_null(f->srv);
     http_server_routes(f->srv, routes, f);
@@ -94,9 +118,12 @@ static int teardown(void **state)
 struct result {
     bool done;
     int status;
+    char error[64];
+    size_t body_len;
     char type[64];
     char body[512];
     char allow[64];
+    char cors[64];
 };
 
 static void on_response(const struct httpc_response *resp, void *arg)
@@ -104,6 +131,9 @@ static void on_response(const struct httpc_response *resp, void *arg)
     struct result *r = arg;
     r->done = true;
     r->status = resp->status;
+    if (resp->error)
+        snprintf(r->error, sizeof(r->error), "%s", resp->error);
+    r->body_len = resp->body ? evbuffer_get_length(resp->body) : 0;
     if (resp->content_type)
         snprintf(r->type, sizeof(r->type), "%s", resp->content_type);
     if (resp->body) {
@@ -113,6 +143,10 @@ static void on_response(const struct httpc_response *resp, void *arg)
     const char *allow = resp->headers ? evhttp_find_header(resp->headers, "Allow") : NULL;
     if (allow)
         snprintf(r->allow, sizeof(r->allow), "%s", allow);
+    const char *cors = resp->headers
+        ? evhttp_find_header(resp->headers, "Access-Control-Allow-Origin") : NULL;
+    if (cors)
+        snprintf(r->cors, sizeof(r->cors), "%s", cors);
 }
 
 static struct result request(struct fixture *f, const char *method, const char *path,
@@ -336,6 +370,60 @@ static void test_client_timeout_and_refused(void **state)
     assert_true(r.done);
 }
 
+/* A client bounded in what it accepts refuses a larger answer, and takes one
+ * that fits. */
+static void test_client_max_body(void **state)
+{
+    struct fixture *f = *state;
+    char origin[64];
+    snprintf(origin, sizeof(origin), "http://127.0.0.1:%d", http_server_port(f->srv));
+    struct httpc_options o = { .timeout_ms = 2000, .max_body = 4096, .max_headers = 8192 };
+    struct httpc *c = httpc_new(f->base, NULL, origin, &o);
+    struct result r = { 0 };
+    assert_int_equal(httpc_request(c, "GET", "/big", NULL, NULL, 0, on_response, &r), 0);
+    assert_true(test_loop_until(f->base, &r.done, 3000));
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.error, "response too large");
+    r = (struct result){ 0 };
+    assert_int_equal(httpc_request(c, "GET", "/hello", NULL, NULL, 0, on_response, &r), 0);
+    assert_true(test_loop_until(f->base, &r.done, 3000));
+    assert_int_equal(r.status, 200);
+    httpc_free(c);
+    r = request(f, "GET", "/big", NULL, NULL);   /* the unbounded client takes it */
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 10240);
+}
+
+/* Server-wide headers go on every reply, the server's own errors included. */
+static void test_server_headers(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = request(f, "GET", "/hello", NULL, NULL);
+    assert_string_equal(r.cors, "");
+    assert_int_equal(http_server_add_header(f->srv, "Access-Control-Allow-Origin", "*"), 0);
+    r = request(f, "GET", "/hello", NULL, NULL);
+    assert_string_equal(r.cors, "*");
+    r = request(f, "GET", "/nope", NULL, NULL);
+    assert_error(&r, 404, "not_found");
+    assert_string_equal(r.cors, "*");
+    r = request(f, "GET", "/items/..", NULL, NULL);
+    assert_error(&r, 400, "bad_path");
+    assert_string_equal(r.cors, "*");
+    for (int i = 1; i < 8; i++)
+        assert_int_equal(http_server_add_header(f->srv, "X-N", "v"), 0);
+    assert_int_equal(http_server_add_header(f->srv, "X-N", "v"), -1);
+}
+
+/* max_write reaches every connection's bufferevent. */
+static void test_max_write(void **state)
+{
+    struct result r = request(*state, "GET", "/maxwrite", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"max_write\":1048576"));
+    r = request(*state, "GET", "/big", NULL, NULL);
+    assert_int_equal(r.body_len, 10240);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +439,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_timeout_and_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_max_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_write, setup, teardown),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
 }
