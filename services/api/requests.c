@@ -1,7 +1,6 @@
 /* Request bodies: see requests.h. */
 #include "requests.h"
 
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include "password.h"
 #include "sluice/json.h"
 #include "sluice/names.h"
+#include "sluice/url.h"
 
 static const char *const role_names[] = { "publisher", "admin", NULL };
 static const char *const mode_names[] = { "publish", "request", NULL };
@@ -218,79 +218,22 @@ bool rfc3339_valid(const char *s)
            digits(p + 4, 2, &om) && p[6] == '\0' && oh <= 23 && om <= 59;
 }
 
-/* A DNS name: dot-separated labels of letters, digits and inner hyphens. */
-static bool dns_name_valid(const char *s, size_t n)
-{
-    size_t label = 0;
-    if (n == 0 || n > 253)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '.') {
-            if (label == 0 || s[i - 1] == '-')
-                return false;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                   (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
-            if (++label > 63)
-                return false;
-        } else {
-            return false;
-        }
-    }
-    return label > 0 && s[n - 1] != '-';
-}
-
-/* host [":" port] of <n> bytes at <s>. */
-static bool host_port_valid(const char *s, size_t n)
-{
-    char host[260];
-    const char *colon;
-    size_t hlen;
-    if (n > 0 && s[0] == '[') {
-        const char *close = memchr(s, ']', n);
-        if (close == NULL)
-            return false;
-        hlen = (size_t)(close - s - 1);
-        colon = close + 1 < s + n ? close + 1 : NULL;
-        if ((colon && *colon != ':') || hlen == 0 || hlen >= sizeof(host))
-            return false;
-        memcpy(host, s + 1, hlen);
-        host[hlen] = '\0';
-        unsigned char a[16];
-        if (inet_pton(AF_INET6, host, a) != 1)
-            return false;
-    } else {
-        colon = memchr(s, ':', n);
-        hlen = colon ? (size_t)(colon - s) : n;
-        if (!dns_name_valid(s, hlen))   /* IPv4 addresses are names here too */
-            return false;
-    }
-    if (colon == NULL)
-        return true;
-    int port = 0;
-    size_t plen = (size_t)(s + n - colon - 1);
-    if (plen < 1 || plen > 5 || !digits(colon + 1, (int)plen, &port))
-        return false;
-    return port >= 1 && port <= 65535;
-}
-
 bool holder_url_valid(const char *s)
 {
-    size_t n = strlen(s);
-    if (n > HOLDER_URL_MAX || strncmp(s, "http://", 7) != 0)
-        return false;
-    return host_port_valid(s + 7, n - 7);
+    return origin_url_valid(s, strlen(s));
 }
 
 bool base_url_valid(const char *s)
 {
     size_t skip = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
-    if (skip == 0 || strlen(s) > 200)
+    char origin[ORIGIN_URL_MAX + 1];
+    if (skip == 0 || strlen(s) > BASE_URL_MAX)
         return false;
     const char *host = s + skip;
     size_t hlen = strcspn(host, "/");
-    if (!host_port_valid(host, hlen))
+    /* the host and port: the origin URL grammar (url.h) */
+    if (snprintf(origin, sizeof(origin), "http://%.*s", (int)hlen, host) >= (int)sizeof(origin) ||
+        hlen == 0 || !origin_url_valid(origin, strlen(origin)) || origin[strlen(origin) - 1] == '/')
         return false;
     for (const char *p = host + hlen; *p; p++) {
         if (*p <= 0x20 || *p >= 0x7f || strchr("\"<>\\^`{|}?#", *p))
@@ -454,7 +397,9 @@ int req_recording(const json_t *body, struct recording_req *out, char *err, size
     if (!stream_name_valid(out->stream))
         return fail(err, errlen, "stream: must be 1 to %d of A-Z a-z 0-9 _ -",
                     STREAM_NAME_MAX);
-    if (!holder_url_valid(out->holder_url))
+    if (origin_url_normalize(out->holder_url, strlen(out->holder_url), out->holder,
+                             sizeof(out->holder)) == -1)
         return fail(err, errlen, "holder_url: must be http://host[:port]");
+    out->holder_url = out->holder;   /* without a trailing '/' */
     return 0;
 }

@@ -19,7 +19,8 @@
 #define PASSPHRASE_MAX 79
 #define CLIENT_MAX 96
 #define RECORDING_ID_MAX 64    /* the stream-name grammar, see recording_id_valid */
-#define HOLDER_URL_MAX 280
+#define HOLDER_URL_MAX 280     /* ORIGIN_URL_MAX of sluice/url.h */
+#define BASE_URL_MAX 200
 #define SEGMENTS_MAX 2147483647
 
 enum role { ROLE_PUBLISHER, ROLE_ADMIN };
@@ -77,8 +78,10 @@ struct authorize_req {
  * recording. Times are RFC 3339; ended_at NULL (absent or null) while the
  * recording runs; counters default to 0. */
 struct recording_req {
-    const char *stream, *started_at, *ended_at, *holder_url;
+    const char *stream, *started_at, *ended_at;
+    const char *holder_url;              /* points to <holder> */
     int64_t duration_ms, bytes, segments;
+    char holder[HOLDER_URL_MAX + 1];     /* the URL without a trailing '/' */
 };
 
 int req_login(const json_t *body, struct login_req *out, char *err, size_t errlen);
@@ -108,13 +111,13 @@ bool recording_id_valid(const char *s);
  * so every time from a peer passes here first. */
 bool rfc3339_valid(const char *s);
 
-/* A recorder's base URL: "http://" host [":" port], host a DNS name, an IPv4
- * address or a bracketed IPv6 address; no path, query or user info. The
- * origin URL grammar the edge reads sluice:vod:<id> with. */
+/* A recorder's base URL: the origin URL grammar of sluice/url.h, which the
+ * edge reads sluice:vod:<id> with ("http://" host [":" port]). */
 bool holder_url_valid(const char *s);
 
-/* A public base URL (edge-url): "http://" or "https://", a host, an optional
- * port and path, printable ASCII without spaces, no query or fragment. */
+/* A public base URL (edge-url): "http://" or "https://", a host and optional
+ * port as in the origin URL grammar, an optional path of printable ASCII
+ * without spaces; no query or fragment; at most BASE_URL_MAX bytes. */
 bool base_url_valid(const char *s);
 
 #endif

@@ -183,8 +183,9 @@ static void test_recording(void **state)
     assert_string_equal(r.ended_at, "2026-11-21T11:00:00.5+01:00");
     assert_true(r.bytes == 9007199254740993LL);
     ACCEPTS(req_recording, "{\"stream\":\"c\",\"started_at\":\"2026-11-21T10:00:00Z\","
-                           "\"ended_at\":null,\"holder_url\":\"http://[::1]:8084\"}", &r);
+                           "\"ended_at\":null,\"holder_url\":\"http://[::1]:8084/\"}", &r);
     assert_null(r.ended_at);
+    assert_string_equal(r.holder_url, "http://[::1]:8084");   /* as the edge reads it */
     static const char base[] = "\"started_at\":\"2026-11-21T10:00:00Z\","
                                "\"holder_url\":\"http://h:1\"";
     char text[400];
@@ -209,7 +210,7 @@ static void test_recording(void **state)
             "holder_url");
     static const char *const bad_urls[] = {
         "https://h:1", "http://", "http://h:0", "http://h:65536", "http://h:1/path",
-        "http://h?x", "http://user@h", "http://-h", "http://h-", "http://a..b", "http://[::1",
+        "http://h?x", "http://user@h", "http://-h", "http://.h", "http://[::1",
         "http://[zz]:1", "ftp://h", "http://h:", "http://h :1", "http://h:1x",
     };
     for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
