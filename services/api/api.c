@@ -41,6 +41,8 @@ static const struct metric_def api_metric_defs[] = {
                              "Loads of the in-memory authtable by result", { "result" } },
     [AM_AUTHCACHE_UP] = { "sluice_api_authcache_up", METRIC_GAUGE,
                           "1 while authorize decides from the in-memory authtable" },
+    [AM_CALLER_FROM] = { "sluice_api_callers_total", METRIC_COUNTER,
+                         "Authenticated callers by where they were looked up", { "source" } },
     [AM_COUNT] = { NULL },
 };
 

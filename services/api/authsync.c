@@ -1,6 +1,7 @@
 /* Keeping the in-memory authtable current: see authsync.h. */
 #include "authsync.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@
 #include "sluice/redis.h"
 
 #define RETRY_MS 1000   /* after a failed load */
+#define USERS_MAX 10000 /* cached users; past it, the cache starts over */
 
 struct authsync {
     struct api *api;
@@ -28,6 +30,8 @@ struct authsync {
     bool reload;          /* load again once the load in flight ends */
     bool redis_up;
     struct event *timer;  /* the next load: periodic, or a retry */
+    json_t *users;        /* "<id>": {"name", "role"} */
+    unsigned user_epoch;  /* users forgotten so far */
 };
 
 /* One load: the subscription it started under. */
@@ -44,11 +48,69 @@ static void arm(struct authsync *s, int64_t ms)
     evtimer_add(s->timer, &tv);
 }
 
+static bool trusted(const struct authsync *s)
+{
+    return s && s->redis_up && s->loaded != 0 && s->loaded == s->gen;
+}
+
 const struct authcache *authsync_table(const struct api *api)
 {
-    const struct authsync *s = api->sync;
-    return s && s->redis_up && s->loaded != 0 && s->loaded == s->gen ? s->table : NULL;
+    return trusted(api->sync) ? api->sync->table : NULL;
 }
+
+/* ---- users -------------------------------------------------------------- */
+
+static void forget_users(struct authsync *s)
+{
+    json_object_clear(s->users);
+    s->user_epoch++;
+}
+
+bool authsync_user(const struct api *api, int64_t id, char *name, size_t namelen,
+                   char *role, size_t rolelen)
+{
+    char key[24];
+    if (!trusted(api->sync))
+        return false;
+    snprintf(key, sizeof(key), "%lld", (long long)id);
+    const json_t *u = json_object_get(api->sync->users, key);
+    if (u == NULL)
+        return false;
+    snprintf(name, namelen, "%s", json_string_value(json_object_get(u, "name")));
+    snprintf(role, rolelen, "%s", json_string_value(json_object_get(u, "role")));
+    return true;
+}
+
+unsigned authsync_user_epoch(const struct api *api)
+{
+    return api->sync ? api->sync->user_epoch : 0;
+}
+
+void authsync_user_loaded(struct api *api, unsigned epoch, int64_t id, const char *name,
+                          const char *role)
+{
+    struct authsync *s = api->sync;
+    char key[24];
+    if (!trusted(s) || epoch != s->user_epoch)
+        return;
+    if (json_object_size(s->users) >= USERS_MAX)
+        json_object_clear(s->users);   /* nothing lost but a query each */
+    snprintf(key, sizeof(key), "%lld", (long long)id);
+    json_object_set_new(s->users, key, json_pack("{s:s, s:s}", "name", name, "role", role));
+}
+
+void authsync_user_deleted(struct api *api, int64_t id)
+{
+    struct authsync *s = api->sync;
+    char key[24];
+    if (s == NULL)
+        return;
+    snprintf(key, sizeof(key), "%lld", (long long)id);
+    json_object_del(s->users, key);
+    s->user_epoch++;
+}
+
+/* ---- the authtable ------------------------------------------------------ */
 
 static void on_loaded(const struct db_result *res, void *arg)
 {
@@ -128,7 +190,20 @@ static void on_subscribed(void *arg)
 {
     struct authsync *s = arg;
     s->gen++;   /* events may have been lost: untrusted until loaded again */
+    forget_users(s);
     load(s);
+}
+
+/* user.deleted: {"type", "id", "username", "at"}. */
+static void user_deleted(struct authsync *s, const json_t *ev)
+{
+    int64_t id;
+    if (json_get_int(ev, "id", &id) != 0) {
+        log_warn("authsync: a user.deleted event without an id; forgetting every user");
+        forget_users(s);
+        return;
+    }
+    authsync_user_deleted(s->api, id);
 }
 
 static void on_message(const char *channel, const char *msg, size_t len, void *arg)
@@ -140,6 +215,11 @@ static void on_message(const char *channel, const char *msg, size_t len, void *a
     int64_t version;
     if (ev == NULL || json_get_str(ev, "type", &type) != 0) {
         log_warn("authsync: an unreadable message on " EVENTS_CHANNEL);
+        json_decref(ev);
+        return;
+    }
+    if (strcmp(type, "user.deleted") == 0) {
+        user_deleted(s, ev);
         json_decref(ev);
         return;
     }
@@ -177,9 +257,11 @@ void authsync_redis_state(struct api *api, bool up)
     if (!up && s->loaded) {
         /* the subscriber goes with the command connection: whatever is
          * published now is lost to us until we resubscribe and reload */
-        log_info("authsync: Redis is down; authorize asks PostgreSQL");
+        log_info("authsync: Redis is down; authorize and callers come from PostgreSQL");
         s->loaded = 0;
     }
+    if (!up)
+        forget_users(s);
 }
 
 int authsync_start(struct api *api)
@@ -194,7 +276,7 @@ int authsync_start(struct api *api)
     api->sync = s;
     s->api = api;
     s->redis_up = redis_is_up(api->redis);
-    if ((s->table = authcache_new()) == NULL ||
+    if ((s->table = authcache_new()) == NULL || (s->users = json_object()) == NULL ||
         (s->timer = evtimer_new(api->d->base, on_timer, s)) == NULL ||
         redis_subscribe(api->redis, EVENTS_CHANNEL, on_message, on_subscribed, s) == -1) {
         log_error("authsync: cannot set up");
@@ -211,6 +293,7 @@ void authsync_free(struct api *api)
     if (s->timer)
         event_free(s->timer);
     authcache_free(s->table);
+    json_decref(s->users);
     api->sync = NULL;
     if (s->loading)
         s->api = NULL;   /* the load's callback (db_free runs it) frees <s> */

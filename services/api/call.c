@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "authsync.h"
 #include "db.h"
 #include "jwt_auth.h"
 #include "keys.h"
@@ -166,14 +167,10 @@ static void deny(struct call *c, const char *why)
     call_error(c, 401, "unauthorized", "%s", why);
 }
 
-static void on_user_loaded(const struct db_result *res, void *arg)
+/* The caller is <name> with <role> (as the database says): checks the role
+ * and runs what was waiting. */
+static void authenticated(struct call *c, const char *name, const char *role)
 {
-    struct call *c = arg;
-    if (db_status(res) != DB_OK) {
-        call_db_error(c, res, "loading the caller");
-        return;
-    }
-    const char *name = db_value(res, 0, 0), *role = db_value(res, 0, 1);
     enum role r;
     if (name == NULL || role == NULL || role_parse(role, &r) == -1) {
         deny(c, "this user no longer exists");
@@ -186,6 +183,19 @@ static void on_user_loaded(const struct db_result *res, void *arg)
         return;
     }
     c->then(c);
+}
+
+static void on_user_loaded(const struct db_result *res, void *arg)
+{
+    struct call *c = arg;
+    if (db_status(res) != DB_OK) {
+        call_db_error(c, res, "loading the caller");
+        return;
+    }
+    const char *name = db_value(res, 0, 0), *role = db_value(res, 0, 1);
+    if (name && role)
+        authsync_user_loaded(c->api, c->user_epoch, c->who.id, name, role);
+    authenticated(c, name, role);
 }
 
 int call_service_auth(struct call *c)
@@ -224,6 +234,14 @@ void call_authenticate(struct call *c, unsigned roles, void (*then)(struct call 
     snprintf(c->who.id_text, sizeof(c->who.id_text), "%lld", (long long)claims.user_id);
     c->roles = roles;
     c->then = then;
+    char name[USERNAME_MAX + 1], role[16];
+    if (authsync_user(api, c->who.id, name, sizeof(name), role, sizeof(role))) {
+        api_count(api, AM_CALLER_FROM, "memory");
+        authenticated(c, name, role);
+        return;
+    }
+    api_count(api, AM_CALLER_FROM, "database");
+    c->user_epoch = authsync_user_epoch(api);
     const char *params[] = { c->who.id_text };
     if (db_query(api->db, "SELECT username, role FROM users WHERE id = $1", 1, params,
                  on_user_loaded, c) == -1)

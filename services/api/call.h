@@ -25,7 +25,9 @@ struct http_request;
 #define ROLES_ANY ((1u << ROLE_ADMIN) | (1u << ROLE_PUBLISHER))
 
 /* Who is calling, as the database says now (not as the token said at login:
- * a deleted user's token stops working, a changed role applies at once). */
+ * a deleted user's token stops working at once). Read from PostgreSQL, or from
+ * the users authsync.h keeps in memory, which forget a deleted user before its
+ * deletion is answered. */
 struct principal {
     int64_t id;
     enum role role;
@@ -40,6 +42,7 @@ struct call {
     json_t *body;                      /* owned; NULL until read */
     void (*then)(struct call *c);      /* what runs once authenticated */
     unsigned roles;                    /* ROLES_*: who may */
+    unsigned user_epoch;               /* authsync_user_epoch() when read */
     void (*cleanup)(struct call *c);   /* frees what the handler's struct owns;
                                           run by the reply, may be NULL */
 };

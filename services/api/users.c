@@ -1,5 +1,10 @@
 /* Users, for admins: GET/POST /v1/users, DELETE /v1/users/{id}; and the first
- * admin, created at start-up from admin-user and admin-password. */
+ * admin, created at start-up from admin-user and admin-password.
+ *
+ * A deletion is forgotten by the users this process keeps in memory and
+ * published (user.deleted) before it is answered, so the user's tokens stop
+ * working here at once and on other replicas as they hear it; it is refused
+ * (503) while Redis is down, as the other replicas would not hear it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +14,10 @@
 
 #include "api.h"
 #include "audit.h"
+#include "authsync.h"
 #include "call.h"
 #include "db.h"
+#include "events.h"
 #include "password.h"
 #include "records.h"
 #include "sluice/clock.h"
@@ -18,6 +25,7 @@
 #include "sluice/daemon.h"
 #include "sluice/http.h"
 #include "sluice/log.h"
+#include "sluice/redis.h"
 #include "workpool.h"
 
 #define USERS_PAGE 100
@@ -184,9 +192,13 @@ static void on_user_deleted(const struct db_result *res, void *arg)
         call_error(c, 404, "not_found", "no such user");
         return;
     }
-    log_info("users: %s deleted user %s (%s)", c->who.name, c->req->params[0],
-             db_value(res, 0, 0));
-    call_reply(c, 204, NULL);
+    const char *name = db_value(res, 0, 0);
+    int64_t id = db_int(res, 0, 1);
+    log_info("users: %s deleted user %lld (%s)", c->who.name, (long long)id,
+             name ? name : "?");
+    /* its tokens stop working here now, on other replicas when they hear it */
+    authsync_user_deleted(c->api, id);
+    event_publish_then_reply(c, event_user("user.deleted", id, name ? name : ""), 204, NULL);
 }
 
 static void delete_user(struct call *c)
@@ -200,12 +212,16 @@ static void delete_user(struct call *c)
         call_error(c, 409, "conflict", "you cannot delete yourself");
         return;
     }
+    if (!redis_is_up(c->api->redis)) {   /* other replicas would keep trusting it */
+        call_unavailable(c, "Redis (needed to announce the deletion)");
+        return;
+    }
     static const char sql[] =
         "WITH u AS (DELETE FROM users WHERE id = $1 RETURNING id, username, role),"
         " audit AS (" AUDIT_INSERT(AUDIT_USER_DELETED, "u.username",
                                    "jsonb_build_object('id', u.id, 'role', u.role)", "u",
                                    "$2", "$3", "$4") ")"
-        " SELECT username FROM u";
+        " SELECT username, id FROM u";
     char text[24];
     struct audit_by by;
     snprintf(text, sizeof(text), "%lld", (long long)id);

@@ -2,8 +2,9 @@
 sluice:events, and never from a table it could know to be stale: changes are
 refused or allowed at once, on this replica and on another; while Redis is
 down (events would be lost) decisions come from PostgreSQL."""
+import json
+
 import psycopg2
-import pytest
 
 from api_fixtures import api, api_factory, start_api
 from conftest import wait_for
@@ -131,3 +132,65 @@ def test_cache_off(api_factory):
     assert api.authorize(key, "cam1")["code"] == 1401
     assert source(api, "memory") == 0 and source(api, "database") == 2
     assert not memory_up(api)
+
+
+# ---- callers: the users bearer tokens name --------------------------------
+
+def callers(api, where):
+    return api.daemon.metrics().get(f'sluice_api_callers_total{{source="{where}"}}', 0)
+
+
+def test_callers_from_memory(api):
+    wait_for(lambda: memory_up(api), timeout=10, what="the authtable in memory")
+    token = api.admin
+    api.call("GET", "/v1/streams", token=token)
+    before = callers(api, "memory")
+    for _ in range(3):
+        assert api.call("GET", "/v1/streams", token=token).status_code == 200
+    assert callers(api, "memory") == before + 3
+
+
+def test_deleted_user_stops_at_once_on_every_replica(api_factory, daemons, postgres_db,
+                                                     redis_server):
+    a = api_factory()
+    b = start_api(daemons, postgres_db, redis_server.url)
+    for x in (a, b):
+        wait_for(lambda: memory_up(x), timeout=10, what="the authtable in memory")
+    alice = a.create_user("alice", role="admin")
+    token = a.login("alice", "password-1")
+    for x in (a, b):   # known, and now in both replicas' memory
+        assert x.call("GET", "/v1/users", token=token).status_code == 200
+        assert x.call("GET", "/v1/users", token=token).status_code == 200
+    ps = redis_server.client().pubsub(ignore_subscribe_messages=True)
+    ps.subscribe("sluice:events")
+    assert ps.get_message(timeout=2) is None
+    assert a.call("DELETE", f"/v1/users/{alice['id']}", token=a.admin).status_code == 204
+    msg = ps.get_message(timeout=0)
+    assert msg is not None, "user.deleted was not published before the reply"
+    ev = json.loads(msg["data"])
+    assert ev["type"] == "user.deleted" and ev["id"] == alice["id"]
+    assert ev["username"] == "alice" and set(ev) == {"type", "id", "username", "at"}
+    r = a.call("GET", "/v1/users", token=token)
+    assert r.status_code == 401, r.text           # here: at once
+    soon(lambda: b.call("GET", "/v1/users", token=token).status_code == 401)
+    ps.close()
+
+
+def test_deleting_a_user_needs_redis(api, redis_server, postgres_db):
+    """Other replicas would not hear of it: refused, and nothing changes. And
+    while Redis is down, callers come from PostgreSQL."""
+    alice = api.create_user("alice")
+    bob = api.create_user("bob")
+    bob_token = api.login("bob", "password-1")
+    token = api.admin
+    assert api.call("GET", "/v1/streams", token=bob_token).status_code == 200
+    redis_server.stop()
+    wait_for(lambda: not memory_up(api), timeout=10, what="the caches distrusted")
+    r = api.call("DELETE", f"/v1/users/{alice['id']}", token=token)
+    assert r.status_code == 503 and r.json()["error"] == "unavailable"
+    assert "alice" in api.call("GET", "/v1/users", token=token).text
+    sql(postgres_db, "DELETE FROM users WHERE username = 'bob'")   # behind the API's back
+    assert api.call("GET", "/v1/streams", token=bob_token).status_code == 401
+    redis_server.start()
+    wait_for(lambda: memory_up(api), timeout=15, what="the caches trusted again")
+    assert api.call("DELETE", f"/v1/users/{alice['id']}", token=token).status_code == 204
