@@ -200,6 +200,7 @@ static int start_parts(struct api *api)
         (api->hashers = workpool_new(api->d->base, (unsigned)cfg->hash_threads,
                                      (unsigned)cfg->hash_queue)) == NULL ||
         (api->drain_timer = evtimer_new(api->d->base, on_drain_tick, api)) == NULL ||
+        live_start(api) == -1 ||
         make_dummy_hash(api) == -1)
         return -1;
     return 0;
@@ -261,6 +262,7 @@ void api_free(struct api *api)
     /* what handlers wait on goes first, so that their callbacks still have a
      * server to answer through (see http.h) */
     workpool_free(api->hashers);
+    live_free(api);
     authsync_free(api);
     db_free(api->db);
     redis_free(api->redis);

@@ -35,6 +35,7 @@ struct throttle;
 struct metric;
 struct event;
 struct authsync;
+struct live;
 
 struct api_config {
     char *listen;
@@ -81,6 +82,7 @@ struct api {
     char edge_url[208];            /* cfg->edge_url without trailing '/' */
     struct bootstrap *bootstrap;   /* the first admin, until created */
     struct authsync *sync;         /* the authtable in memory; NULL if auth-cache off */
+    struct live *live;             /* the live list's flights */
     struct metric *m[AM_COUNT];
 };
 
@@ -113,6 +115,12 @@ extern const struct http_route *const api_route_tables[];
 /* Prints one "METHOD /pattern" line per route of api_route_tables (HEAD,
  * implied by GET, is not listed). Returns 0, or -1 on an output error. */
 int api_print_routes(FILE *out);
+
+/* live.c: the flights of GET /v1/live. live_free answers the calls waiting
+ * for a flight (503); call it before db_free and redis_free, which land the
+ * flight in the air. */
+int live_start(struct api *api);
+void live_free(struct api *api);
 
 /* users.c: creates the admin of SLUICE_ADMIN_USER once the database is up. */
 int bootstrap_start(struct api *api);

@@ -32,8 +32,6 @@ void *call_new(struct http_request *req, size_t size)
 
 static void call_free(struct call *c)
 {
-    if (c->cleanup)
-        c->cleanup(c);
     json_decref(c->body);
     free(c);
 }

@@ -43,8 +43,6 @@ struct call {
     void (*then)(struct call *c);      /* what runs once authenticated */
     unsigned roles;                    /* ROLES_*: who may */
     unsigned user_epoch;               /* authsync_user_epoch() when read */
-    void (*cleanup)(struct call *c);   /* frees what the handler's struct owns;
-                                          run by the reply, may be NULL */
 };
 
 /* A zeroed call of <size> bytes (a struct that starts with struct call) for

@@ -158,3 +158,37 @@ def test_redis_down(api, redis_server):
     redis_server.start()
     wait_for(api.daemon.ready, timeout=15, what="redis back")
     assert names(api) == []   # a new, empty Redis
+
+
+def test_calls_share_flights(api, redis_server):
+    """Calls that arrive while the list is being read wait for the next read,
+    which serves them all: two reads for twenty calls, each answered for its
+    caller."""
+    from concurrent.futures import ThreadPoolExecutor
+    rd = redis_server.client()
+    api.create_user("alice")
+    alice = api.login("alice", "password-1")
+    api.create_stream("alices", token=alice)
+    api.create_stream("admins")
+    for n in ("alices", "admins"):
+        go_live(rd, n)
+    admin = api.admin
+
+    def scans():
+        return rd.info("commandstats").get("cmdstat_scan", {}).get("calls", 0)
+
+    before = scans()
+    rd.execute_command("CLIENT", "PAUSE", "700", "ALL")   # the first read waits on it
+    tokens = [None, alice, admin, "bad"] * 5
+    with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
+        replies = list(pool.map(lambda t: api.call("GET", "/v1/live", token=t), tokens))
+    assert scans() - before == 2
+    for t, r in zip(tokens, replies):
+        if t == "bad":
+            assert_error(r, 401)
+            continue
+        assert r.status_code == 200, r.text
+        got = {s["name"]: s for s in r.json()["streams"]}
+        assert list(got) == ["admins", "alices"]
+        assert ("owner" in got["alices"]) == (t is not None)
+        assert ("owner" in got["admins"]) == (t is admin)
