@@ -171,3 +171,25 @@ int64_t authcache_version(const struct authcache *t)
 {
     return t->version;
 }
+
+bool authcache_consistent(const struct authcache *t)
+{
+    const char *name, *key;
+    json_t *e;
+    size_t live = 0;
+    json_object_foreach(t->by_name, name, e) {
+        if (is_tombstone(e))
+            continue;
+        live++;
+        if (json_object_get(t->by_key, key_of(e)) != e ||
+            strcmp(json_string_value(json_object_get(e, "name")), name) != 0)
+            return false;
+    }
+    json_object_foreach(t->by_key, key, e) {
+        const char *owner = json_string_value(json_object_get(e, "name"));
+        if (owner == NULL || json_object_get(t->by_name, owner) != e ||
+            strcmp(key_of(e), key) != 0)
+            return false;
+    }
+    return live == t->live && json_object_size(t->by_key) == live;
+}

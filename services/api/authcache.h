@@ -49,4 +49,8 @@ int64_t authcache_version(const struct authcache *t);
 /* True if <entry> has the shape of an auth entry. */
 bool authcache_entry_valid(const json_t *entry);
 
+/* True if the two indexes agree (every live entry is found by its key, every
+ * key finds a live entry of its own, the count is right). For tests. */
+bool authcache_consistent(const struct authcache *t);
+
 #endif

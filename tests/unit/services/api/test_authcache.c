@@ -65,6 +65,7 @@ static void test_lookups_follow_changes(void **state)
     /* re-created later */
     assert_int_equal(apply(t, "cam1", 'd', 4), 1);
     assert_int_equal(authcache_size(t), 1);
+    assert_true(authcache_consistent(t));
     authcache_free(t);
 }
 
@@ -144,6 +145,7 @@ static void test_snapshot_keeps_what_is_newer(void **state)
     json_array_append_new(future, entry("f", 'f', 31, false));
     assert_int_equal(authcache_load(t, 30, future), -1);
     assert_non_null(authcache_by_name(t, "other"));
+    assert_true(authcache_consistent(t));
     json_decref(snap);
     json_decref(snap2);
     json_decref(bad);
