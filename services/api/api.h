@@ -8,7 +8,8 @@
  *               log), internal.c (authtable, authorize)
  *   plumbing    call.c (a request's life: bearer auth, replies, errors),
  *               events.c (sluice:events), records.c (rows as JSON),
- *               authsync.c (the authtable in memory, kept by the events),
+ *               authsync.c (the authtable and callers in memory, kept by
+ *               the events),
  *               migrations.c (the schema), config.c (options)
  *   services    db.c (PostgreSQL, the only user of libpq), workpool.c
  *               (threads for password hashing), throttle.c (login limits)
