@@ -192,3 +192,22 @@ def test_calls_share_flights(api, redis_server):
         assert list(got) == ["admins", "alices"]
         assert ("owner" in got["alices"]) == (t is not None)
         assert ("owner" in got["admins"]) == (t is admin)
+
+
+def test_with_a_real_relay(api, daemons, redis_server):
+    """The relay, not the test, writes the record: a stream is live while its
+    publisher is connected to the relay, and leaves the list when it goes."""
+    from relay_fixtures import lease, raw_publisher, start_relay
+    relay = start_relay(daemons, redis_server)
+    api.create_stream("cam1", title="From the relay")
+    lease(redis_server, "cam1", "ingest-1/7")
+    pub = raw_publisher(relay, "cam1", "ingest-1/7")
+    got = wait_for(lambda: live(api, api.admin)["streams"], timeout=5, what="cam1 live")
+    assert [s["name"] for s in got] == ["cam1"]
+    s = got[0]
+    assert s["title"] == "From the relay" and s["relay"] == relay.slp
+    assert s["relay_id"] == relay.node and s["publisher"] == "ingest-1/7"
+    assert s["protocol"] == "srt" and s["client"] == "203.0.113.7:5000"
+    assert s["started_at"] is not None and s["owner"] == "admin"
+    pub.close()
+    wait_for(lambda: names(api) == [], timeout=5, what="cam1 to leave the list")
