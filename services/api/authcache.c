@@ -6,6 +6,7 @@
  * hash to the same entry object. */
 #include "authcache.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,14 +81,40 @@ static const char *key_of(const json_t *e)
     return json_string_value(json_object_get(e, "key_sha256"));
 }
 
+/* Two streams cannot hold one key (the database forbids it, and keys are
+ * never reused), so a claim to <key> by another stream than <name> is stale:
+ * the stream holding it is turned into a tombstone of its own version, and
+ * so refused, until a newer change or snapshot says what it holds. Returns 0
+ * or -1. */
+static int drop_other_holder(struct authcache *t, const char *name, const char *key)
+{
+    json_t *other = json_object_get(t->by_key, key);
+    char other_name[80];
+    if (other == NULL || strcmp(json_string_value(json_object_get(other, "name")), name) == 0)
+        return 0;
+    snprintf(other_name, sizeof(other_name), "%s",
+             json_string_value(json_object_get(other, "name")));
+    json_t *tomb = json_pack("{s:I, s:b}", "version", (json_int_t)version_of(other),
+                             "deleted", 1);
+    if (tomb == NULL)
+        return -1;
+    json_object_del(t->by_key, key);
+    t->live--;
+    return json_object_set_new(t->by_name, other_name, tomb);
+}
+
 /* Puts <value> (a new reference, stolen) for <name>, keeping by_key and the
  * count in step. Returns 0 or -1 (nothing changed). */
 static int put(struct authcache *t, const char *name, json_t *value)
 {
     if (value == NULL)
         return -1;
-    json_t *old = json_object_get(t->by_name, name);
     const char *newkey = is_tombstone(value) ? NULL : key_of(value);
+    if (newkey && drop_other_holder(t, name, newkey) == -1) {
+        json_decref(value);
+        return -1;
+    }
+    json_t *old = json_object_get(t->by_name, name);
     if (newkey && json_object_set(t->by_key, newkey, value) == -1) {
         json_decref(value);
         return -1;

@@ -9,7 +9,10 @@
  * for its stream, or, for a stream not held, than the version of the last
  * snapshot; a deletion is kept as a tombstone with its version, so a late
  * event cannot bring the stream back; a snapshot replaces the table but keeps
- * what is newer than itself (changes that arrived while it was read).
+ * what is newer than itself (changes that arrived while it was read). A key
+ * belongs to one stream: a change giving a stream the key another stream
+ * holds turns that other stream into a tombstone (refused until a newer change
+ * or snapshot), which a correct database never causes.
  */
 #ifndef SLUICE_API_AUTHCACHE_H
 #define SLUICE_API_AUTHCACHE_H
