@@ -43,6 +43,10 @@ static const struct metric_def api_metric_defs[] = {
                           "1 while authorize decides from the in-memory authtable" },
     [AM_CALLER_FROM] = { "sluice_api_callers_total", METRIC_COUNTER,
                          "Authenticated callers by where they were looked up", { "source" } },
+    [AM_PASSWORD_CHECKS] = { "sluice_api_password_checks_total", METRIC_COUNTER,
+                             "Password hashes computed for logins, by whether the user "
+                             "exists (an unknown user is checked against a dummy hash)",
+                             { "user" } },
     [AM_COUNT] = { NULL },
 };
 

@@ -67,7 +67,7 @@ int api_config_check(const struct api_config *cfg, char **err);
 
 enum api_metric {
     AM_LOGINS, AM_AUTHORIZE, AM_EVENTS, AM_REDIS_UP, AM_HASH_QUEUE, AM_AUTHORIZE_FROM,
-    AM_AUTHCACHE_LOADS, AM_AUTHCACHE_UP, AM_CALLER_FROM, AM_COUNT
+    AM_AUTHCACHE_LOADS, AM_AUTHCACHE_UP, AM_CALLER_FROM, AM_PASSWORD_CHECKS, AM_COUNT
 };
 
 struct api {
