@@ -40,7 +40,7 @@ static int get_name(const json_t *v, const char *key, char *out, char *why, size
     return 0;
 }
 
-/* An SLP address: host:port with a port, printable, bounded. */
+/* An SLP address to dial: host:port, both given, printable, bounded. */
 static int get_relay(const json_t *v, char *out, bool required, char *why, size_t whylen)
 {
     const char *s = NULL;
@@ -50,7 +50,7 @@ static int get_relay(const json_t *v, char *out, bool required, char *why, size_
         return 0;
     char host[256];
     int port;
-    if (rc != 0 || strlen(s) > RELAY_ADDR_MAX || strspn(s, "0123456789abcdefghijklmnopqrstuvwxyz"
+    if (rc != 0 || s[0] == ':' || strlen(s) > RELAY_ADDR_MAX || strspn(s, "0123456789abcdefghijklmnopqrstuvwxyz"
                                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-_:[]")
                                                      != strlen(s) ||
         net_split_hostport(s, host, sizeof(host), &port) == -1 || port == 0 || host[0] == '\0') {
