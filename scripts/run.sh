@@ -23,6 +23,8 @@ API_PORT=${SLUICE_RUN_API_PORT:-8000}
 API_ADMIN_PORT=${SLUICE_RUN_API_ADMIN_PORT:-9100}
 RELAY_PORT=${SLUICE_RUN_RELAY_PORT:-7700}
 RELAY_ADMIN_PORT=${SLUICE_RUN_RELAY_ADMIN_PORT:-9102}
+HLS_PORT=${SLUICE_RUN_HLS_PORT:-8080}
+HLS_ADMIN_PORT=${SLUICE_RUN_HLS_ADMIN_PORT:-9103}
 DISCOVERY_ADMIN_PORT=${SLUICE_RUN_DISCOVERY_ADMIN_PORT:-9105}
 EDGE_PORT=${SLUICE_RUN_EDGE_PORT:-8081}
 EDGE_ADMIN_PORT=${SLUICE_RUN_EDGE_ADMIN_PORT:-9106}
@@ -143,6 +145,8 @@ STARTED=""
 daemon api "--listen=127.0.0.1:$API_PORT" "--admin-listen=127.0.0.1:$API_ADMIN_PORT"
 daemon relay "--listen=127.0.0.1:$RELAY_PORT" "--admin-listen=127.0.0.1:$RELAY_ADMIN_PORT"
 # hls writes $DATA/hls (the origin directory); discovery watches it
+daemon hls "--listen=127.0.0.1:$HLS_PORT" "--admin-listen=127.0.0.1:$HLS_ADMIN_PORT" \
+    "--dir=$DATA/hls"
 daemon discovery "--dir=$DATA/hls" "--admin-listen=127.0.0.1:$DISCOVERY_ADMIN_PORT"
 daemon edge "--listen=127.0.0.1:$EDGE_PORT" "--admin-listen=127.0.0.1:$EDGE_ADMIN_PORT"
 
@@ -161,6 +165,8 @@ for name in $STARTED; do
                echo "              log in as $SLUICE_ADMIN_USER / $pw:"
                echo "              curl --json '{\"username\":\"$SLUICE_ADMIN_USER\",\"password\":\"$pw\"}' http://127.0.0.1:$API_PORT/v1/auth/login" ;;
         relay) echo "  relay       slp://127.0.0.1:$RELAY_PORT       admin http://127.0.0.1:$RELAY_ADMIN_PORT/metrics" ;;
+        hls)   echo "  hls         http://127.0.0.1:$HLS_PORT      admin http://127.0.0.1:$HLS_ADMIN_PORT/metrics"
+               echo "              packaging into $DATA/hls (origin: /live/<stream>/index.m3u8)" ;;
         discovery)
                echo "  discovery   watching $DATA/hls        admin http://127.0.0.1:$DISCOVERY_ADMIN_PORT/metrics" ;;
         edge)  echo "  edge        http://127.0.0.1:$EDGE_PORT      admin http://127.0.0.1:$EDGE_ADMIN_PORT/metrics"
