@@ -21,6 +21,7 @@
 #define PING_AFTER_MS 5000      /* we send PING when we sent nothing this long */
 #define LINGER_MS 1000          /* closing: how long we read until the relay closes */
 #define TICK_MS 250
+#define MAX_READ (256 * 1024)   /* per read(2): frames come in batches, not one by one */
 
 enum link_state { L_CONNECTING, L_AWAIT_HELLO, L_AWAIT_ACCEPT, L_OPEN, L_DRAINING };
 
@@ -319,6 +320,7 @@ static int start(struct link *l, struct evdns_base *dns, const struct link_optio
     struct slp_frame sub = { .type = SLP_SUBSCRIBE, .subscribe = {
         slp_cstr(o->stream), SLP_START_KEYFRAME, o->wait_ms } };
     bufferevent_setcb(l->bev, on_read, on_write, on_event, l);
+    bufferevent_set_max_single_read(l->bev, MAX_READ);
     bufferevent_enable(l->bev, EV_READ | EV_WRITE);
     if (send_frame(l, &hello) == -1 || send_frame(l, &sub) == -1) {
         log_warn("stream %s: cannot encode HELLO/SUBSCRIBE (node id %s?)", o->stream, o->node);
