@@ -26,6 +26,7 @@
 #define STATE_TTL_MS 86400000  /* sluice:hls:<name> lives a day past its last write */
 #define ATTEMPT_SLACK_MS 50    /* after the holder's lease should expire */
 #define IDLE_TIMEOUT_MS 20000  /* SLP: a relay silent this long is gone */
+#define MAX_KNOWN 100000       /* streams known (live anywhere), about 600 bytes each */
 
 /* Writes the state only while we hold the lease. KEYS: lease, state. ARGV:
  * holder, state JSON, TTL ms. Returns 1 (written), 0 (no lease: Redis lost
@@ -82,13 +83,13 @@ struct stream {
     struct packager *pk;
     struct pstate prev;         /* read when claiming */
     bool prev_valid;
-    struct pending pending[MAX_PENDING];
+    struct pending *pending;    /* MAX_PENDING, allocated while owned */
     unsigned npending;
     /* what is served */
     struct blob *playlist;
     unsigned target;
     uint64_t version;
-    struct seg_slot slots[SLOTS];
+    struct seg_slot *slots;     /* SLOTS, allocated while something is served */
     unsigned shead, nslots;
     int64_t linger_until_ms;    /* a candidate serving what it packaged, until then */
     uint64_t scan_gen;          /* the catalog's scan that last saw it live */
@@ -268,6 +269,10 @@ static void evict_old(struct stream *s, uint64_t first_seq)
 
 static void add_slot(struct stream *s, const struct pending *p)
 {
+    if (s->slots == NULL && (s->slots = calloc(SLOTS, sizeof(*s->slots))) == NULL) {
+        log_error("stream %s: out of memory: segment %" PRIu64 " not served", s->name, p->seq);
+        return;
+    }
     if (s->nslots == SLOTS)
         evict_first(s, true);
     struct seg_slot *sl = &s->slots[(s->shead + s->nslots) % SLOTS];
@@ -283,6 +288,9 @@ static void drop_served(struct stream *s)
 {
     while (s->nslots > 0)
         evict_first(s, false);
+    free(s->slots);
+    s->slots = NULL;
+    s->shead = 0;
     blob_unref(s->playlist);
     s->playlist = NULL;
     s->target = 0;
@@ -295,17 +303,62 @@ static void drop_served(struct stream *s)
 static void on_lease(enum leasekeep_event ev, const char *other, void *arg);
 static void attempt(struct stream *s);
 static void maybe_free(struct stream *s);
+static void stop_packaging(struct stream *s);
 
-/* An origin let a lease go: tell the others, so that one takes it at once
- * rather than when its TTL would have run out. */
-static void announce_release(struct stream *s)
+/* Lets our lease go and says so (hls.released) in one step, so that whoever
+ * hears it finds the lease free. KEYS: lease. ARGV: holder, event. */
+static const char HANDOVER_SCRIPT[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) "
+    "redis.call('PUBLISH', 'sluice:events', ARGV[2]) return 1 end return 0";
+
+/* The lease is let go (or was not ours any more): done with it. */
+static void released(struct stream *s)
+{
+    leasekeep_free(s->lease);
+    s->lease = NULL;
+    if (s->releasing) {
+        s->releasing = false;
+        s->h->releasing--;
+    }
+    if (s->role != SR_CANDIDATE) {      /* a stop, or a claim given up */
+        stop_packaging(s);
+        set_role(s, SR_CANDIDATE);
+    }
+    if (s->live && !s->h->stopping)
+        set_timer(s, RETRY_MS);
+    maybe_free(s);
+}
+
+static void on_handed_over(const struct redis_reply *reply, const char *err, void *arg)
+{
+    struct stream *s = sop_done(arg, slot_write);
+    if (s == NULL || s->lease == NULL)
+        return;
+    if (err != NULL) {
+        leasekeep_release(s->lease);   /* LK_RELEASED follows */
+        return;
+    }
+    (void)reply;
+    released(s);
+}
+
+/* An origin that stops hands its streams over: the lease goes, and an
+ * hls.released event says so, so that another origin takes the stream now
+ * rather than when the TTL runs out. */
+static void hand_over(struct stream *s)
 {
     char at[32], msg[512];
     clock_rfc3339(at, sizeof(at), clock_wall_us());
     snprintf(msg, sizeof(msg),
              "{\"type\":\"hls.released\",\"stream\":\"%s\",\"at\":\"%s\",\"owner\":\"%s\"}",
              s->name, at, s->h->holder);
-    redis_command(s->h->redis, NULL, NULL, "PUBLISH sluice:events %s", msg);
+    struct sop *op = sop_new(s, &s->op_write);
+    if (op != NULL && redis_command(s->h->redis, on_handed_over, op, "EVAL %s 1 %s %s %s",
+                                    HANDOVER_SCRIPT, s->key_lease, s->h->holder, msg) == 0)
+        return;
+    free(op);
+    s->op_write = NULL;
+    leasekeep_release(s->lease);       /* LK_RELEASED follows */
 }
 
 static void release_lease(struct stream *s)
@@ -316,9 +369,10 @@ static void release_lease(struct stream *s)
         s->releasing = true;
         s->h->releasing++;
     }
-    if (s->stopping && leasekeep_held(s->lease))
-        announce_release(s);
-    leasekeep_release(s->lease);       /* LK_RELEASED follows */
+    if (s->stopping && leasekeep_held(s->lease) && s->op_write == NULL)
+        hand_over(s);
+    else
+        leasekeep_release(s->lease);   /* LK_RELEASED follows */
 }
 
 static void on_pttl(const struct redis_reply *reply, const char *err, void *arg)
@@ -487,14 +541,18 @@ static void write_next(struct stream *s)
 static void publish(struct stream *s, struct packaged *out)
 {
     struct packager *pk = s->pk;
+    if (s->pending == NULL && (s->pending = calloc(MAX_PENDING, sizeof(*s->pending))) == NULL) {
+        log_error("stream %s: out of memory: segment not published", s->name);
+        if (out != NULL)
+            free(out->seg.data);
+        return;
+    }
     if (s->npending == MAX_PENDING) {   /* Redis is slow: do not wait for it */
         log_warn("stream %s: %u segments wait for Redis; publishing the oldest", s->name,
                  s->npending);
         detach(s->op_write);
         s->op_write = NULL;
         finish_first(s, WR_ERROR, NULL);
-        if (s->pk != pk)
-            return;
     }
     struct pending *p = &s->pending[s->npending];
     memset(p, 0, sizeof(*p));
@@ -829,6 +887,8 @@ static void stop_packaging(struct stream *s)
     for (unsigned i = 0; i < s->npending; i++)
         pending_clear(&s->pending[i]);
     s->npending = 0;
+    free(s->pending);
+    s->pending = NULL;
     packager_free(s->pk);
     s->pk = NULL;
 }
@@ -899,19 +959,7 @@ static void on_lease(enum leasekeep_event ev, const char *other, void *arg)
         lost(s, other);
         return;
     case LK_RELEASED:
-        leasekeep_free(s->lease);
-        s->lease = NULL;
-        if (s->releasing) {
-            s->releasing = false;
-            s->h->releasing--;
-        }
-        if (s->role != SR_CANDIDATE) {      /* a stop, or a claim given up */
-            stop_packaging(s);
-            set_role(s, SR_CANDIDATE);
-        }
-        if (s->live && !s->h->stopping)
-            set_timer(s, RETRY_MS);
-        maybe_free(s);
+        released(s);
         return;
     }
 }
@@ -934,7 +982,7 @@ struct stream *stream_get(struct hls *h, const char *name)
     struct stream *s = hls_find(h, name);
     if (s != NULL)
         return s;
-    if (!stream_name_valid(name) || h->nstreams >= (unsigned)h->cfg->max_streams * 4 + 64)
+    if (!stream_name_valid(name) || h->nstreams >= MAX_KNOWN)
         return NULL;
     s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -1070,6 +1118,7 @@ void stream_free(struct stream *s)
     leasekeep_free(s->lease);
     while (s->nslots > 0)
         evict_first(s, false);
+    free(s->slots);
     blob_unref(s->playlist);
     if (s->timer)
         event_free(s->timer);
