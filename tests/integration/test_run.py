@@ -41,6 +41,14 @@ def test_make_run_starts_and_ctrl_c_stops_everything():
             url = f"http://127.0.0.1:{ports['API']}/v1/auth/login"
             r = wait_for(lambda: _login(url, password), timeout=20, what="api login")
             assert r.status_code == 200 and r.json()["token"]
+        if (ROOT / "build" / "release" / "bin" / "sluice-relay").exists():
+            # the relay is up on its printed port, and ready on the suite's Redis
+            wait_for(lambda: f"slp://127.0.0.1:{ports['RELAY']}" in log.read_text(), timeout=10,
+                     what="the relay's line")
+            ready = f"http://127.0.0.1:{ports['RELAY_ADMIN']}/readyz"
+            wait_for(lambda: (_get(ready) or requests.Response()).status_code == 200,
+                     timeout=20, what="relay /readyz")
+            assert port_open(ports["RELAY"])
         if (ROOT / "build" / "release" / "bin" / "sluice-edge").exists():
             # the edge answers viewers (no stream yet) and discovery watches .run/hls
             wait_for(lambda: f"127.0.0.1:{ports['EDGE']}/live/<stream>/index.m3u8"
