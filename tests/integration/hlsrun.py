@@ -25,6 +25,7 @@ import requests
 from conftest import BIN, free_port, wait_for
 from hlscheck import Checker, PlaylistError
 from media import slpcat
+import relay_fixtures
 
 HLS_FAST = {                       # timings that keep the suite quick
     "SLUICE_TARGET_DURATION": "2s",
@@ -42,16 +43,13 @@ def need(binary):
         pytest.skip(f"{binary} is not built (it comes with its own issue)")
 
 
-def start_relay(daemons, redis_server, **env):
-    need("sluice-relay")
-    port = free_port()
-    settings = {"SLUICE_REDIS_URL": redis_server.url, "SLUICE_LISTEN": f"127.0.0.1:{port}",
-                "SLUICE_HEARTBEAT": "1s", "SLUICE_PUBLISHER_GRACE": "2s"}
-    settings.update(env)
-    d = daemons("relay", settings)
-    d.addr = f"127.0.0.1:{port}"
-    wait_for(lambda: redis_server.client().keys("sluice:relay:*"), timeout=10,
-             what="the relay in Redis")
+def start_relay(daemons, redis_server, **settings):
+    """relay_fixtures' relay (short heartbeats), with a 2 s publisher grace;
+    .addr is its SLP address."""
+    settings.setdefault("PUBLISHER_GRACE", "2s")
+    settings.setdefault("LOG_LEVEL", "info")
+    d = relay_fixtures.start_relay(daemons, redis_server, **settings)
+    d.addr = d.slp
     return d
 
 
