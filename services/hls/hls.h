@@ -86,6 +86,7 @@ struct hls {
     struct stream **bucket;
     unsigned nbuckets, nstreams, nowned;
     struct event *tick;
+    struct event *reader;         /* reads the relay links (link_read_all) */
     /* the catalog */
     struct event *scan_timer;
     bool scanning;

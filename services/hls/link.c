@@ -1,11 +1,13 @@
 /* One SLP subscription to a relay: see link.h. */
 #include "link.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -105,6 +107,7 @@ static void drain(struct link *l)
     l->drain_deadline_ms = clock_mono_ms() + LINGER_MS;
     struct evbuffer *in = bufferevent_get_input(l->bev);
     evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_enable(l->bev, EV_READ);        /* to see the relay close */
     if (evbuffer_get_length(bufferevent_get_output(l->bev)) == 0)
         shutdown(bufferevent_getfd(l->bev), SHUT_WR);
     else
@@ -200,6 +203,7 @@ static void on_frame(struct link *l, const struct slp_frame *f)
         return;
     case SLP_ACCEPT:
         l->state = L_OPEN;
+        bufferevent_disable(l->bev, EV_READ);   /* from now on, link_read_all() */
         l->h->accepted(l->arg);
         return;
     case SLP_PUBLISH:
@@ -268,6 +272,64 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
     l->connected = false;          /* nothing left to say goodbye to */
     end(l, LINK_END_NETWORK, detail);
+}
+
+/* One readv(2) of up to MAX_READ bytes straight into the input buffer's free
+ * space (evbuffer_read would take 4 KiB at a time). Returns what read(2)
+ * returns. */
+static ssize_t read_into(struct evbuffer *in, evutil_socket_t fd)
+{
+    struct evbuffer_iovec v[2];
+    struct iovec iov[2];
+    evbuffer_unfreeze(in, 0);              /* a bufferevent keeps its input's end frozen */
+    int nv = evbuffer_reserve_space(in, MAX_READ, v, 2);
+    ssize_t n = -1;
+    if (nv > 0) {
+        for (int i = 0; i < nv; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+        }
+        n = readv(fd, iov, nv);
+        size_t left = n > 0 ? (size_t)n : 0;
+        for (int i = 0; i < nv; i++) {
+            v[i].iov_len = left < v[i].iov_len ? left : v[i].iov_len;
+            left -= v[i].iov_len;
+        }
+        evbuffer_commit_space(in, v, nv);
+    } else {
+        errno = ENOMEM;
+    }
+    evbuffer_freeze(in, 0);
+    return n;
+}
+
+/* Reads what the socket holds (a few reads at most) and handles it. */
+static void read_now(struct link *l)
+{
+    struct evbuffer *in = bufferevent_get_input(l->bev);
+    evutil_socket_t fd = bufferevent_getfd(l->bev);
+    for (int i = 0; i < 16 && l->state == L_OPEN; i++) {
+        ssize_t n = read_into(in, fd);
+        if (n > 0) {
+            on_read(l->bev, l);
+            if (n < MAX_READ)
+                return;
+            continue;
+        }
+        if (n == 0)
+            on_event(l->bev, BEV_EVENT_READING | BEV_EVENT_EOF, l);
+        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            on_event(l->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, l);
+        return;
+    }
+}
+
+void link_read_all(void)
+{
+    for (struct link *l = all_links; l != NULL; l = l->next) {
+        if (l->state == L_OPEN)
+            read_now(l);
+    }
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

@@ -72,6 +72,14 @@ bool link_accepted(const struct link *l);
 /* The relay address. */
 const char *link_relay(const struct link *l);
 
+/* Reads every subscribed link. Until the relay accepts, a link reads when
+ * its socket is readable; from then on it is read only by this, which the
+ * daemon calls every few tens of milliseconds: one wakeup of the process
+ * then reads every stream's batch of frames, instead of one wakeup per frame
+ * per stream (a relay writes each frame as it comes). Links are never freed
+ * from within it. */
+void link_read_all(void);
+
 /* Frees every link still closing (at exit). */
 void link_free_all(void);
 

@@ -27,6 +27,7 @@
 #include "stream.h"
 
 #define TICK_MS 250
+#define READ_MS 40           /* relay links are read this often (link_read_all) */
 #define ORIGIN_CHECK_MS 5000
 #define DRAIN_POLL_MS 50
 #define NBUCKETS 4096
@@ -101,6 +102,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (!disk_has_origin(&h->disk))
             write_origin(h);
     }
+}
+
+static void on_read_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    link_read_all();
 }
 
 static bool ready(json_t *checks, void *arg)
@@ -208,7 +217,8 @@ static int make_parts(struct hls *h)
     h->http = http_server_new(h->d->base, &ho);
     h->tick = event_new(h->d->base, -1, EV_PERSIST, on_tick, h);
     h->drain = evtimer_new(h->d->base, on_drain_poll, h);
-    if (!h->bucket || !h->rx || !h->redis || !h->http || !h->tick || !h->drain)
+    h->reader = event_new(h->d->base, -1, EV_PERSIST, on_read_tick, h);
+    if (!h->bucket || !h->rx || !h->redis || !h->http || !h->tick || !h->drain || !h->reader)
         return -1;
     return 0;
 }
@@ -237,8 +247,9 @@ static int hls_start(struct hls *h, struct daemon *d, const struct hls_config *c
     if (catalog_start(h) == -1)
         return -1;
     metrics_on_collect(d->metrics, hls_stats_collect, h);
-    struct timeval tv = clock_tv_ms(TICK_MS);
+    struct timeval tv = clock_tv_ms(TICK_MS), rtv = clock_tv_ms(READ_MS);
     evtimer_add(h->tick, &tv);
+    evtimer_add(h->reader, &rtv);
     daemon_on_stop(d, hls_stop, h);
     log_info("origin %s (holder %s): serving on %s, packaging into %s, target %lld ms, window %lld",
              h->advertise, h->holder, cfg->listen, cfg->dir, (long long)cfg->target_duration_ms,
@@ -268,6 +279,8 @@ static void hls_free(struct hls *h)
         event_free(h->tick);
     if (h->drain)
         event_free(h->drain);
+    if (h->reader)
+        event_free(h->reader);
     free(h->bucket);
     free(h->rx);
 }
