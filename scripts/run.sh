@@ -23,6 +23,8 @@ API_PORT=${SLUICE_RUN_API_PORT:-8000}
 API_ADMIN_PORT=${SLUICE_RUN_API_ADMIN_PORT:-9100}
 RELAY_PORT=${SLUICE_RUN_RELAY_PORT:-7700}
 RELAY_ADMIN_PORT=${SLUICE_RUN_RELAY_ADMIN_PORT:-9102}
+INGEST_SRT_PORT=${SLUICE_RUN_INGEST_SRT_PORT:-9999}
+INGEST_ADMIN_PORT=${SLUICE_RUN_INGEST_ADMIN_PORT:-9101}
 HLS_PORT=${SLUICE_RUN_HLS_PORT:-8080}
 HLS_ADMIN_PORT=${SLUICE_RUN_HLS_ADMIN_PORT:-9103}
 DISCOVERY_ADMIN_PORT=${SLUICE_RUN_DISCOVERY_ADMIN_PORT:-9105}
@@ -144,6 +146,10 @@ STARTED=""
 # skipped, so this list can name every daemon of the design.
 daemon api "--listen=127.0.0.1:$API_PORT" "--admin-listen=127.0.0.1:$API_ADMIN_PORT"
 daemon relay "--listen=127.0.0.1:$RELAY_PORT" "--admin-listen=127.0.0.1:$RELAY_ADMIN_PORT"
+# ingest asks the api (with the generated internal token) and picks the relay
+# from Redis
+daemon ingest "--srt-listen=0.0.0.0:$INGEST_SRT_PORT" "--admin-listen=127.0.0.1:$INGEST_ADMIN_PORT" \
+    "--api-url=http://127.0.0.1:$API_PORT"
 # hls writes $DATA/hls (the origin directory); discovery watches it
 daemon hls "--listen=127.0.0.1:$HLS_PORT" "--admin-listen=127.0.0.1:$HLS_ADMIN_PORT" \
     "--dir=$DATA/hls"
@@ -165,6 +171,11 @@ for name in $STARTED; do
                echo "              log in as $SLUICE_ADMIN_USER / $pw:"
                echo "              curl --json '{\"username\":\"$SLUICE_ADMIN_USER\",\"password\":\"$pw\"}' http://127.0.0.1:$API_PORT/v1/auth/login" ;;
         relay) echo "  relay       slp://127.0.0.1:$RELAY_PORT       admin http://127.0.0.1:$RELAY_ADMIN_PORT/metrics" ;;
+        ingest) echo "  ingest      srt://127.0.0.1:$INGEST_SRT_PORT     admin http://127.0.0.1:$INGEST_ADMIN_PORT/metrics"
+               echo "              make a stream (its key is shown once), then publish it:"
+               echo "              curl -H \"Authorization: Bearer \$TOKEN\" --json '{\"name\":\"cam1\"}' http://127.0.0.1:$API_PORT/v1/streams"
+               echo "              ffmpeg -re -i in.ts -c copy -f mpegts 'srt://127.0.0.1:$INGEST_SRT_PORT?streamid=#!::r=cam1,s=<key>,m=publish'"
+               echo "              srtprobe 'srt://127.0.0.1:$INGEST_SRT_PORT?streamid=#!::r=cam1,s=<key>,m=publish'   (says why a publisher is refused)" ;;
         hls)   echo "  hls         http://127.0.0.1:$HLS_PORT      admin http://127.0.0.1:$HLS_ADMIN_PORT/metrics"
                echo "              packaging into $DATA/hls (origin: /live/<stream>/index.m3u8)" ;;
         discovery)

@@ -17,8 +17,8 @@ from conftest import ROOT, free_port, port_open, wait_for
 def test_make_run_starts_and_ctrl_c_stops_everything():
     data = pathlib.Path(tempfile.mkdtemp(prefix="sluice-run-test-"))
     ports = {name: free_port() for name in
-             ("REDIS", "PG", "API", "API_ADMIN", "RELAY", "RELAY_ADMIN", "HLS", "HLS_ADMIN",
-              "DISCOVERY_ADMIN", "EDGE", "EDGE_ADMIN")}
+             ("REDIS", "PG", "API", "API_ADMIN", "RELAY", "RELAY_ADMIN", "INGEST_SRT",
+              "INGEST_ADMIN", "HLS", "HLS_ADMIN", "DISCOVERY_ADMIN", "EDGE", "EDGE_ADMIN")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     env.update({f"SLUICE_RUN_{k}_PORT": str(v) for k, v in ports.items()})
     env["SLUICE_RUN_DATA"] = str(data)
@@ -59,6 +59,16 @@ def test_make_run_starts_and_ctrl_c_stops_everything():
             assert r.status_code == 404 and r.json()["error"] == "not_found"
             assert (data / "hls").is_dir()
             assert _get(f"http://127.0.0.1:{ports['DISCOVERY_ADMIN']}/healthz").status_code == 200
+        if (ROOT / "build" / "release" / "bin" / "sluice-ingest").exists():
+            # ingest is up with the api's table; the printed publish command names its port
+            wait_for(lambda: f"srt://127.0.0.1:{ports['INGEST_SRT']}?streamid=#!::r=cam1,s=<key>"
+                     in log.read_text(), timeout=10, what="the ingest's line")
+            ready = f"http://127.0.0.1:{ports['INGEST_ADMIN']}/readyz"
+            wait_for(lambda: _get(ready) is not None, timeout=20, what="ingest")
+            r = wait_for(lambda: (x := _get(ready)) is not None and
+                         x.json()["checks"]["authtable"] == "ok" and x, timeout=20,
+                         what="ingest's authorization table")
+            assert r.json()["checks"]["redis"] == "ok"
         if (ROOT / "build" / "release" / "bin" / "sluice-hls").exists():
             # the origin writes the directory discovery watches, and names itself
             origin = data / "hls" / "origin.json"

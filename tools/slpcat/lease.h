@@ -1,5 +1,5 @@
 /* The publish lease sluice:lease:publish:<name>, held by slpcat while it
- * publishes, through libcommon's redis_lease_* helpers:
+ * publishes, kept by libcommon's leasekeep (on the redis_lease_* scripts):
  *  - taken (or, with takeover, taken over) once Redis is up, within the
  *    connect timeout;
  *  - renewed every third of its TTL; while Redis is down the holder keeps

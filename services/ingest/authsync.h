@@ -1,0 +1,31 @@
+/* Keeps the gate's authorization table current (docs/redis.md, "Auth
+ * changes"):
+ *  - loaded whole from GET /internal/v1/authtable at start, after every
+ *    (re)subscription to sluice:events (pub/sub loses what is sent meanwhile)
+ *    and every authtable-refresh;
+ *  - changed by the auth entries that sluice:events carries, in version order;
+ *  - until a first load succeeds there is no table, and the gate refuses every
+ *    handshake with 1503 (fail closed); /readyz says why. A later load that
+ *    fails keeps the table in use and tries again.
+ * A key rotation, a deletion, or a stream becoming disabled disconnects its
+ * live publisher (ingest_revoke).
+ */
+#ifndef SLUICE_INGEST_AUTHSYNC_H
+#define SLUICE_INGEST_AUTHSYNC_H
+
+#include <stdbool.h>
+
+struct ingest;
+struct authsync;
+
+/* Starts loading and subscribing. NULL if out of memory. */
+struct authsync *authsync_start(struct ingest *ing);
+void authsync_free(struct authsync *a);
+
+/* A full load now (another is queued if one is under way). */
+void authsync_reload(struct authsync *a);
+
+/* True once a table was loaded; <why> (if not NULL) gets "ok" or the reason. */
+bool authsync_ready(const struct authsync *a, const char **why);
+
+#endif
