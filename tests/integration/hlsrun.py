@@ -9,13 +9,18 @@ test does its worst. Shared with the edge's end-to-end tests.
         ... wait, kill, restart ...
     watch.checker.segments, watch.first_seen(...), origin.get(...)
 
-The publisher is `slpcat publish` (TS annotated as ingest would, paced by its
-PCR) straight into the relay. SWITCH-TO-INGEST: the issue asks for ffmpeg over
-SRT through sluice-ingest; once ingest is on main, Publisher gains an ingest
-mode and the tests marked with it use it.
+Publishers:
+  - SrtPublisher: ffmpeg sending a fixture in real time over SRT to
+    sluice-ingest, which authorizes it with the real api (PostgreSQL) and
+    publishes it into the relay: the path of a real encoder (start_ingest).
+  - Publisher: `slpcat publish` straight into the relay (TS annotated exactly
+    as ingest does, paced by its PCR): for tests about the packager that need
+    the input's bytes untouched (PTS near the 2^33 wrap, odd GOPs, codecs).
 """
 import os
 import pathlib
+import signal
+import subprocess
 import threading
 import time
 
@@ -129,6 +134,59 @@ class Publisher:
 
     def kill(self):
         """Gone without EOS, as a publisher whose network died."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=10)
+
+
+class IngestStack:
+    """api + sluice-ingest in front of a relay: make(stream) creates the stream
+    through the api and returns an SRT URL with its key."""
+
+    def __init__(self, api, ingest):
+        self.api = api
+        self.ingest = ingest
+        self.keys = {}
+
+    def url(self, stream):
+        if stream not in self.keys:
+            self.keys[stream] = self.api.create_stream(stream)["key"]
+        return self.ingest.url(stream, self.keys[stream])
+
+
+def start_ingest(daemons, api_factory, redis_server):
+    """The api and an ingest that knows the relay(s) already started."""
+    from test_ingest import start_ingest as start
+    need("sluice-ingest")
+    api = api_factory()
+    ing = start(daemons, api.base, redis_server.url)
+    wait_for(lambda: ing.metric("sluice_ingest_relays_known") >= 1, what="a relay known")
+    return IngestStack(api, ing)
+
+
+class SrtPublisher:
+    """ffmpeg publishing <path> in real time over SRT through ingest, as an
+    encoder would (-stream_loop -1 with <loop>: the timeline goes on)."""
+
+    def __init__(self, stack, stream, path, loop=False):
+        args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re"]
+        if loop:
+            args += ["-stream_loop", "-1"]
+        args += ["-i", str(path), "-c", "copy", "-f", "mpegts", stack.url(stream)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait(self, timeout=60):
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err.decode(errors="replace")
+
+    def stop(self):
+        """The encoder stops: ffmpeg ends its output and closes (EOS at the relay)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.wait(timeout=15)
+
+    def kill(self):
+        """The encoder's machine dies: no goodbye; ingest finds it lost."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.communicate(timeout=10)

@@ -1,18 +1,17 @@
 """sluice-hls when things go wrong: the owner origin killed (kill -9) or
-stopped, the publisher lost or reconnecting, Redis stopped for 30 s. Every
-playlist either origin serves goes through one hlscheck.Checker, as a viewer
-behind the edge would see them (the edge follows whichever origin discovery
-names last).
-
-SWITCH-TO-INGEST: publishers are slpcat into the relay (see hlsrun.py)."""
+stopped, the publisher lost or reconnecting, Redis stopped for 30 s. ffmpeg
+publishes over SRT through the real ingest and relay. Every playlist either
+origin serves goes through one hlscheck.Checker, as a viewer behind the edge
+would see them (the edge follows whichever origin discovery names last)."""
 import json
 import re
 import time
 
 import pytest
 
+from api_fixtures import api_factory  # noqa: F401 (a fixture)
 from conftest import wait_for
-from hlsrun import HLS_FAST, Publisher, Watcher, start_hls, start_relay
+from hlsrun import SrtPublisher, Watcher, start_hls, start_ingest, start_relay
 from media import ffprobe, fixture
 
 TTL = 3.0          # HLS_FAST lease TTL
@@ -30,11 +29,13 @@ def owner_of(origins):
     return owners[0]
 
 
-def test_owner_killed_other_takes_over(daemons, redis_server, tmp_path):
-    relay = start_relay(daemons, redis_server)
+def test_owner_killed_other_takes_over(daemons, redis_server, api_factory,  # noqa: F811
+                                       tmp_path):
+    start_relay(daemons, redis_server)
+    stack = start_ingest(daemons, api_factory, redis_server)
     a = start_hls(daemons, redis_server, tmp_path, "a")
     b = start_hls(daemons, redis_server, tmp_path, "b")
-    pub = Publisher(relay, redis_server, "demo", fixture("h264_aac_10s.ts"), loop=True)
+    pub = SrtPublisher(stack, "demo", fixture("h264_aac_10s.ts"), loop=True)
     with Watcher([a, b], "demo", interval=0.1) as watch:
         watch.wait_for(lambda pl: len(pl.segments) >= 3, 30, "three segments")
         owner = owner_of([a, b])
@@ -70,13 +71,15 @@ def test_owner_killed_other_takes_over(daemons, redis_server, tmp_path):
     pub.stop()
 
 
-def test_owner_stopped_hands_over_at_once(daemons, redis_server, tmp_path):
+def test_owner_stopped_hands_over_at_once(daemons, redis_server, api_factory,  # noqa: F811
+                                          tmp_path):
     """SIGTERM: the owner records what it has and lets the lease go, and says
     so; the other takes the stream without waiting for the TTL."""
-    relay = start_relay(daemons, redis_server)
+    start_relay(daemons, redis_server)
+    stack = start_ingest(daemons, api_factory, redis_server)
     a = start_hls(daemons, redis_server, tmp_path, "a", SLUICE_LEASE_TTL="20s")
     b = start_hls(daemons, redis_server, tmp_path, "b", SLUICE_LEASE_TTL="20s")
-    pub = Publisher(relay, redis_server, "demo", fixture("h264_aac_10s.ts"), loop=True)
+    pub = SrtPublisher(stack, "demo", fixture("h264_aac_10s.ts"), loop=True)
     with Watcher([a, b], "demo", interval=0.1) as watch:
         watch.wait_for(lambda pl: len(pl.segments) >= 2, 30, "two segments")
         owner = owner_of([a, b])
@@ -96,22 +99,24 @@ def test_owner_stopped_hands_over_at_once(daemons, redis_server, tmp_path):
 
 
 @pytest.mark.parametrize("how", ["eos", "lost"])
-def test_publisher_back_within_the_grace(daemons, redis_server, tmp_path, how):
-    """The publisher stops (EOS) or vanishes (kill); another connection comes
-    back within the grace: the playlist goes on after a discontinuity, and
-    ends only once the publisher is gone for good."""
-    relay = start_relay(daemons, redis_server)
+def test_publisher_back_within_the_grace(daemons, redis_server, api_factory,  # noqa: F811
+                                         tmp_path, how):
+    """The encoder stops (EOS) or its machine dies (kill: ingest finds the
+    connection lost); it comes back within the grace: the playlist goes on
+    after a discontinuity, and ends only once the publisher is gone for good."""
+    start_relay(daemons, redis_server)
+    stack = start_ingest(daemons, api_factory, redis_server)
     origin = start_hls(daemons, redis_server, tmp_path)
     with Watcher([origin], "demo") as watch:
-        pub = Publisher(relay, redis_server, "demo", fixture("h264_aac_10s.ts"), loop=True)
+        pub = SrtPublisher(stack, "demo", fixture("h264_aac_10s.ts"), loop=True)
         watch.wait_for(lambda pl: len(pl.segments) >= 3, 30, "three segments")
         if how == "eos":
             pub.stop()
         else:
-            pub.kill()                        # the relay waits publisher-grace (2 s) for it
+            pub.kill()
         gone = max(watch.seen)
         time.sleep(1.0)
-        pub = Publisher(relay, redis_server, "demo", fixture("h264_aac_10s.ts"))
+        pub = SrtPublisher(stack, "demo", fixture("h264_aac_10s.ts"))
         watch.wait_for(lambda pl: pl.last >= gone + 3, 20, "segments after the reconnect")
         assert not watch.last().ended
         segs = watch.checker.segments
@@ -124,13 +129,14 @@ def test_publisher_back_within_the_grace(daemons, redis_server, tmp_path, how):
     assert origin.metric("sluice_hls_discontinuities_total") == 1
 
 
-def test_redis_down_for_30s(daemons, redis_server, tmp_path):
+def test_redis_down_for_30s(daemons, redis_server, api_factory, tmp_path):  # noqa: F811
     """Redis stopped for 30 s during a stream: the playlist keeps advancing;
     when Redis comes back (empty: no persistence) the lease and the state are
     written again."""
-    relay = start_relay(daemons, redis_server)
+    start_relay(daemons, redis_server)
+    stack = start_ingest(daemons, api_factory, redis_server)
     origin = start_hls(daemons, redis_server, tmp_path)
-    pub = Publisher(relay, redis_server, "demo", fixture("h264_aac_10s.ts"), loop=True)
+    pub = SrtPublisher(stack, "demo", fixture("h264_aac_10s.ts"), loop=True)
     with Watcher([origin], "demo") as watch:
         watch.wait_for(lambda pl: len(pl.segments) >= 2, 30, "two segments")
         redis_server.stop()
@@ -153,7 +159,8 @@ def test_redis_down_for_30s(daemons, redis_server, tmp_path):
         watch.wait_for(lambda pl: pl.last >= n + 2, 10, "segments after Redis is back")
         state = json.loads(client.get("sluice:hls:demo"))
         assert state["media_sequence"] >= n and state["epoch"] == 1
-    # one owner throughout (the only discontinuities are the looped input's)
+    # one owner throughout, one timeline
     assert {epoch_of(s) for s in watch.checker.segments.values()} == {1}
+    assert not any(s.discontinuity for s in watch.checker.segments.values())
     assert origin.metric('sluice_hls_state_writes_total{result="error"}') >= 10
     pub.stop()
