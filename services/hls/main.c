@@ -205,9 +205,12 @@ static int make_advertise(struct hls *h)
 static int make_parts(struct hls *h)
 {
     const struct hls_config *c = h->cfg;
+    /* reconnect within a second of Redis coming back: an owner must take its
+     * leases back well within another origin's settle */
     struct redis_options ro = { .url = h->d->common.redis_url,
                                 .connect_timeout_ms = (int)c->redis_timeout_ms,
-                                .command_timeout_ms = (int)c->redis_timeout_ms };
+                                .command_timeout_ms = (int)c->redis_timeout_ms,
+                                .backoff_max_ms = 1000 };
     struct http_server_options ho = { .name = "hls", .max_body = 1024, .max_write = 4 << 20,
                                       .metrics = h->d->metrics };
     h->nbuckets = NBUCKETS;
