@@ -23,7 +23,7 @@ for h in $(find build/fuzz/tests/fuzz -type f -name 'fuzz_*' ! -name '*.*' | sor
     if "$h" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
             -print_final_stats=1 -artifact_prefix=build/fuzz/ $extra "$@" \
             >"build/fuzz/$name.log" 2>&1; then
-        runs=$(grep -E '^stat::number_of_executed_units' "build/fuzz/$name.log" | awk '{print $2}')
+        runs=$(grep -aE '^stat::number_of_executed_units' "build/fuzz/$name.log" | awk '{print $2}')
         echo "fuzz $name: ok, ${runs:-?} runs in ${SECONDS_EACH}s"
     else
         failed=1

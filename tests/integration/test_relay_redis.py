@@ -136,20 +136,28 @@ def test_media_flows_while_redis_is_down(daemons, redis_server, events, tmp_path
 
 
 def test_start_missed_while_down_is_published_on_return(daemons, redis_server):
-    """A publisher that reconnected while Redis was down is announced with
-    stream.start once Redis is back."""
+    """A publisher that reconnected while Redis was unreachable is announced
+    with stream.start once Redis answers again.
+
+    Redis is made unreachable by pausing every client (the relay's commands
+    time out and it counts Redis as down) rather than by stopping it, so that
+    the test's subscription is in place before the relay can announce
+    anything: after a restart the relay could reconnect and publish before a
+    new subscription exists."""
     relay = start_relay(daemons, redis_server)
     lease(redis_server, STREAM, "ingest-1/7")
     pub = raw_publisher(relay, STREAM, "ingest-1/7")
-    redis_server.stop()
-    wait_for(lambda: not relay.ready(), what="the relay to notice Redis is gone")
-    pub.close()
-    wait_for(lambda: stream_info(relay, STREAM)["state"] == "lost", what="the stream lost")
-    pub = raw_publisher(relay, STREAM, "ingest-1/7")       # known here: accepted
-    redis_server.start()
     events = Events(redis_server)
     try:
-        wait_for(lambda: events.of("stream.start"), timeout=10, what="the missed stream.start")
+        # A pause that ends by itself: under ALL, even CLIENT UNPAUSE would wait.
+        # The relay notices within a PING interval plus a command timeout (4 s).
+        redis_server.client().execute_command("CLIENT", "PAUSE", "9000", "ALL")
+        wait_for(lambda: not relay.ready(), what="the relay to notice Redis is gone")
+        pub.close()
+        wait_for(lambda: stream_info(relay, STREAM)["state"] == "lost", what="the stream lost")
+        pub = raw_publisher(relay, STREAM, "ingest-1/7")       # known here: accepted
+        assert "Redis unreachable: accepting publisher ingest-1/7" in relay.log_text()
+        wait_for(lambda: events.of("stream.start"), timeout=20, what="the missed stream.start")
         assert events.of("stream.start")[0]["publisher"] == "ingest-1/7"
     finally:
         events.close()
