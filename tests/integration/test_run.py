@@ -87,7 +87,13 @@ def test_make_run_starts_and_ctrl_c_stops_everything():
         assert leftover.stdout == "", f"processes left: {leftover.stdout}"
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            # The daemons run in sessions of their own: only run.sh can stop
+            # them, so ask it (its trap stops everything) before forcing.
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
         pg_dir = pathlib.Path("/var/tmp") / f"sluice-run-{_cksum(str(data))}"
         shutil.rmtree(pg_dir, ignore_errors=True)
         shutil.rmtree(data, ignore_errors=True)
