@@ -14,6 +14,7 @@ libsrt-openssl-dev libcmocka-dev
 redis-server postgresql
 ffmpeg srt-tools curl wrk nginx libnginx-mod-rtmp procps
 python3 python3-pytest python3-pytest-xdist python3-redis python3-psycopg2 python3-requests
+python3-yaml python3-jsonschema
 prometheus shellcheck yamllint ansible ansible-lint
 nodejs=node npm=npm
 "

@@ -25,6 +25,8 @@ RELAY_PORT=${SLUICE_RUN_RELAY_PORT:-7700}
 RELAY_ADMIN_PORT=${SLUICE_RUN_RELAY_ADMIN_PORT:-9102}
 INGEST_SRT_PORT=${SLUICE_RUN_INGEST_SRT_PORT:-9999}
 INGEST_ADMIN_PORT=${SLUICE_RUN_INGEST_ADMIN_PORT:-9101}
+HLS_PORT=${SLUICE_RUN_HLS_PORT:-8080}
+HLS_ADMIN_PORT=${SLUICE_RUN_HLS_ADMIN_PORT:-9103}
 DISCOVERY_ADMIN_PORT=${SLUICE_RUN_DISCOVERY_ADMIN_PORT:-9105}
 EDGE_PORT=${SLUICE_RUN_EDGE_PORT:-8081}
 EDGE_ADMIN_PORT=${SLUICE_RUN_EDGE_ADMIN_PORT:-9106}
@@ -149,6 +151,8 @@ daemon relay "--listen=127.0.0.1:$RELAY_PORT" "--admin-listen=127.0.0.1:$RELAY_A
 daemon ingest "--srt-listen=0.0.0.0:$INGEST_SRT_PORT" "--admin-listen=127.0.0.1:$INGEST_ADMIN_PORT" \
     "--api-url=http://127.0.0.1:$API_PORT"
 # hls writes $DATA/hls (the origin directory); discovery watches it
+daemon hls "--listen=127.0.0.1:$HLS_PORT" "--admin-listen=127.0.0.1:$HLS_ADMIN_PORT" \
+    "--dir=$DATA/hls"
 daemon discovery "--dir=$DATA/hls" "--admin-listen=127.0.0.1:$DISCOVERY_ADMIN_PORT"
 daemon edge "--listen=127.0.0.1:$EDGE_PORT" "--admin-listen=127.0.0.1:$EDGE_ADMIN_PORT"
 
@@ -172,6 +176,8 @@ for name in $STARTED; do
                echo "              curl -H \"Authorization: Bearer \$TOKEN\" --json '{\"name\":\"cam1\"}' http://127.0.0.1:$API_PORT/v1/streams"
                echo "              ffmpeg -re -i in.ts -c copy -f mpegts 'srt://127.0.0.1:$INGEST_SRT_PORT?streamid=#!::r=cam1,s=<key>,m=publish'"
                echo "              srtprobe 'srt://127.0.0.1:$INGEST_SRT_PORT?streamid=#!::r=cam1,s=<key>,m=publish'   (says why a publisher is refused)" ;;
+        hls)   echo "  hls         http://127.0.0.1:$HLS_PORT      admin http://127.0.0.1:$HLS_ADMIN_PORT/metrics"
+               echo "              packaging into $DATA/hls (origin: /live/<stream>/index.m3u8)" ;;
         discovery)
                echo "  discovery   watching $DATA/hls        admin http://127.0.0.1:$DISCOVERY_ADMIN_PORT/metrics" ;;
         edge)  echo "  edge        http://127.0.0.1:$EDGE_PORT      admin http://127.0.0.1:$EDGE_ADMIN_PORT/metrics"

@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 
+#include "authsync.h"
 #include "db.h"
 #include "migrations.h"
 #include "password.h"
@@ -33,6 +34,19 @@ static const struct metric_def api_metric_defs[] = {
     [AM_REDIS_UP] = { "sluice_api_redis_up", METRIC_GAUGE, "1 while Redis is connected" },
     [AM_HASH_QUEUE] = { "sluice_api_hash_queue_depth", METRIC_GAUGE,
                         "Password hashes queued or running" },
+    [AM_AUTHORIZE_FROM] = { "sluice_api_authorize_source_total", METRIC_COUNTER,
+                            "Internal authorize decisions by where they were looked up",
+                            { "source" } },
+    [AM_AUTHCACHE_LOADS] = { "sluice_api_authcache_loads_total", METRIC_COUNTER,
+                             "Loads of the in-memory authtable by result", { "result" } },
+    [AM_AUTHCACHE_UP] = { "sluice_api_authcache_up", METRIC_GAUGE,
+                          "1 while authorize decides from the in-memory authtable" },
+    [AM_CALLER_FROM] = { "sluice_api_callers_total", METRIC_COUNTER,
+                         "Authenticated callers by where they were looked up", { "source" } },
+    [AM_PASSWORD_CHECKS] = { "sluice_api_password_checks_total", METRIC_COUNTER,
+                             "Password hashes computed for logins, by whether the user "
+                             "exists (an unknown user is checked against a dummy hash)",
+                             { "user" } },
     [AM_COUNT] = { NULL },
 };
 
@@ -47,6 +61,12 @@ static void on_collect(void *arg)
     struct api *api = arg;
     metric_set(metric_at(api->m[AM_REDIS_UP]), redis_is_up(api->redis));
     metric_set(metric_at(api->m[AM_HASH_QUEUE]), workpool_depth(api->hashers));
+    metric_set(metric_at(api->m[AM_AUTHCACHE_UP]), authsync_table(api) != NULL);
+}
+
+static void on_redis_state(bool up, void *arg)
+{
+    authsync_redis_state(arg, up);
 }
 
 static bool ready(json_t *checks, void *arg)
@@ -65,6 +85,31 @@ static void on_db_state(bool up, void *arg)
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg);
+
+/* ---- routes ------------------------------------------------------------- */
+
+const struct http_route *const api_route_tables[] = {
+    auth_routes, users_routes, streams_routes, sessions_routes, live_routes,
+    recordings_routes, audit_routes, internal_routes, NULL,
+};
+
+int api_print_routes(FILE *out)
+{
+    static const struct { unsigned bit; const char *name; } methods[] = {
+        { HTTP_GET, "GET" }, { HTTP_POST, "POST" }, { HTTP_PUT, "PUT" },
+        { HTTP_PATCH, "PATCH" }, { HTTP_DELETE, "DELETE" }, { HTTP_OPTIONS, "OPTIONS" },
+    };
+    for (size_t t = 0; api_route_tables[t]; t++) {
+        for (const struct http_route *r = api_route_tables[t]; r->pattern; r++) {
+            for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+                if ((r->methods & methods[m].bit) &&
+                    fprintf(out, "%s %s\n", methods[m].name, r->pattern) < 0)
+                    return -1;
+            }
+        }
+    }
+    return fflush(out) == 0 ? 0 : -1;
+}
 
 /* ---- building ----------------------------------------------------------- */
 
@@ -102,10 +147,12 @@ static int start_http(struct api *api)
     api->http = http_server_new(api->d->base, &o);
     if (api->http == NULL)
         return -1;
-    const struct http_route *tables[] = { auth_routes, users_routes, streams_routes,
-                                          sessions_routes, internal_routes };
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-        http_server_routes(api->http, tables[i], api);
+    for (size_t i = 0; api_route_tables[i]; i++) {
+        if (http_server_routes(api->http, api_route_tables[i], api) == -1) {
+            log_error("api: too many route tables");
+            return -1;
+        }
+    }
     char *err = NULL;
     if (http_server_listen(api->http, api->cfg->listen, &err) == -1) {
         log_error("%s", err ? err : "cannot listen");
@@ -150,11 +197,14 @@ static int start_parts(struct api *api)
     };
     if (metrics_register(api->d->metrics, api_metric_defs, api->m) == 0)
         metrics_on_collect(api->d->metrics, on_collect, api);
-    if ((api->redis = redis_new(api->d->base, api->d->dns, &ro)) == NULL ||
-        (api->throttle = throttle_new(&to)) == NULL ||
+    if ((api->redis = redis_new(api->d->base, api->d->dns, &ro)) == NULL)
+        return -1;
+    redis_set_state_cb(api->redis, on_redis_state, api);
+    if ((api->throttle = throttle_new(&to)) == NULL ||
         (api->hashers = workpool_new(api->d->base, (unsigned)cfg->hash_threads,
                                      (unsigned)cfg->hash_queue)) == NULL ||
         (api->drain_timer = evtimer_new(api->d->base, on_drain_tick, api)) == NULL ||
+        live_start(api) == -1 ||
         make_dummy_hash(api) == -1)
         return -1;
     return 0;
@@ -173,8 +223,11 @@ struct api *api_new(struct daemon *d, const struct api_config *cfg)
         return NULL;
     api->d = d;
     api->cfg = cfg;
-    if (start_parts(api) == -1 || start_db(api) == -1 || bootstrap_start(api) == -1 ||
-        start_http(api) == -1 || start_admin(api) == -1) {
+    snprintf(api->edge_url, sizeof(api->edge_url), "%s", cfg->edge_url);
+    for (size_t n = strlen(api->edge_url); n > 0 && api->edge_url[n - 1] == '/'; n--)
+        api->edge_url[n - 1] = '\0';
+    if (start_parts(api) == -1 || start_db(api) == -1 || authsync_start(api) == -1 ||
+        bootstrap_start(api) == -1 || start_http(api) == -1 || start_admin(api) == -1) {
         api_free(api);
         return NULL;
     }
@@ -213,6 +266,8 @@ void api_free(struct api *api)
     /* what handlers wait on goes first, so that their callbacks still have a
      * server to answer through (see http.h) */
     workpool_free(api->hashers);
+    live_free(api);
+    authsync_free(api);
     db_free(api->db);
     redis_free(api->redis);
     bootstrap_free(api);   /* after what could still call it back */

@@ -3,14 +3,19 @@
  * main.c. The files, by layer:
  *
  *   routes      auth.c (login), users.c (users, the first admin), streams.c
- *               (streams, keys), sessions.c, internal.c (authtable, authorize)
+ *               (streams, keys), sessions.c, live.c (what is live),
+ *               recordings.c (the recordings index), audit.c (the audit
+ *               log), internal.c (authtable, authorize)
  *   plumbing    call.c (a request's life: bearer auth, replies, errors),
  *               events.c (sluice:events), records.c (rows as JSON),
+ *               authsync.c (the authtable and callers in memory, kept by
+ *               the events),
  *               migrations.c (the schema), config.c (options)
  *   services    db.c (PostgreSQL, the only user of libpq), workpool.c
  *               (threads for password hashing), throttle.c (login limits)
  *   pure        requests.c (bodies), jwt_auth.c (tokens), password.c
- *               (scrypt), keys.c (stream keys, session ids), b64.c
+ *               (scrypt), keys.c (stream keys, session ids), b64.c,
+ *               authcache.c (the authtable's rules)
  */
 #ifndef SLUICE_API_API_H
 #define SLUICE_API_API_H
@@ -18,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sluice/config.h"
 #include "sluice/http.h"
@@ -29,6 +35,8 @@ struct workpool;
 struct throttle;
 struct metric;
 struct event;
+struct authsync;
+struct live;
 
 struct api_config {
     char *listen;
@@ -45,6 +53,10 @@ struct api_config {
     int64_t login_max_failures, login_window_ms, login_lockout_ms;
     int64_t max_body;
     bool trust_proxy;
+    char *edge_url;
+    bool live_public;
+    bool auth_cache;
+    int64_t auth_reload_ms;
 };
 
 extern const struct config_opt api_opts[];
@@ -54,7 +66,8 @@ extern const struct config_opt api_opts[];
 int api_config_check(const struct api_config *cfg, char **err);
 
 enum api_metric {
-    AM_LOGINS, AM_AUTHORIZE, AM_EVENTS, AM_REDIS_UP, AM_HASH_QUEUE, AM_COUNT
+    AM_LOGINS, AM_AUTHORIZE, AM_EVENTS, AM_REDIS_UP, AM_HASH_QUEUE, AM_AUTHORIZE_FROM,
+    AM_AUTHCACHE_LOADS, AM_AUTHCACHE_UP, AM_CALLER_FROM, AM_PASSWORD_CHECKS, AM_COUNT
 };
 
 struct api {
@@ -67,7 +80,10 @@ struct api {
     struct throttle *throttle;
     struct event *drain_timer;
     char dummy_hash[128];          /* verified against for unknown users */
+    char edge_url[208];            /* cfg->edge_url without trailing '/' */
     struct bootstrap *bootstrap;   /* the first admin, until created */
+    struct authsync *sync;         /* the authtable in memory; NULL if auth-cache off */
+    struct live *live;             /* the live list's flights */
     struct metric *m[AM_COUNT];
 };
 
@@ -88,7 +104,24 @@ extern const struct http_route auth_routes[];
 extern const struct http_route users_routes[];
 extern const struct http_route streams_routes[];
 extern const struct http_route sessions_routes[];
+extern const struct http_route live_routes[];
+extern const struct http_route recordings_routes[];
+extern const struct http_route audit_routes[];
 extern const struct http_route internal_routes[];
+
+/* Every table the API port serves, NULL-terminated: what api_new() routes and
+ * what `sluice-api --routes` prints (tests compare it with docs/openapi.yaml). */
+extern const struct http_route *const api_route_tables[];
+
+/* Prints one "METHOD /pattern" line per route of api_route_tables (HEAD,
+ * implied by GET, is not listed). Returns 0, or -1 on an output error. */
+int api_print_routes(FILE *out);
+
+/* live.c: the flights of GET /v1/live. live_free answers the calls waiting
+ * for a flight (503); call it before db_free and redis_free, which land the
+ * flight in the air. */
+int live_start(struct api *api);
+void live_free(struct api *api);
 
 /* users.c: creates the admin of SLUICE_ADMIN_USER once the database is up. */
 int bootstrap_start(struct api *api);

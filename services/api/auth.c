@@ -101,6 +101,7 @@ static void on_checked(void *arg, bool cancelled)
         call_unavailable(&l->call, "the login service");
         return;
     }
+    api_count(l->call.api, AM_PASSWORD_CHECKS, l->user_id > 0 ? "known" : "unknown");
     bool ok = l->match && l->user_id > 0;
     end_attempts(l, ok ? THROTTLE_SUCCESS : THROTTLE_FAILURE,
                  ok ? THROTTLE_NEUTRAL : THROTTLE_FAILURE);

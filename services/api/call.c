@@ -9,8 +9,10 @@
 #include <strings.h>
 
 #include "api.h"
+#include "authsync.h"
 #include "db.h"
 #include "jwt_auth.h"
+#include "keys.h"
 #include "sluice/clock.h"
 #include "sluice/config.h"
 #include "sluice/http.h"
@@ -163,14 +165,10 @@ static void deny(struct call *c, const char *why)
     call_error(c, 401, "unauthorized", "%s", why);
 }
 
-static void on_user_loaded(const struct db_result *res, void *arg)
+/* The caller is <name> with <role> (as the database says): checks the role
+ * and runs what was waiting. */
+static void authenticated(struct call *c, const char *name, const char *role)
 {
-    struct call *c = arg;
-    if (db_status(res) != DB_OK) {
-        call_db_error(c, res, "loading the caller");
-        return;
-    }
-    const char *name = db_value(res, 0, 0), *role = db_value(res, 0, 1);
     enum role r;
     if (name == NULL || role == NULL || role_parse(role, &r) == -1) {
         deny(c, "this user no longer exists");
@@ -183,6 +181,32 @@ static void on_user_loaded(const struct db_result *res, void *arg)
         return;
     }
     c->then(c);
+}
+
+static void on_user_loaded(const struct db_result *res, void *arg)
+{
+    struct call *c = arg;
+    if (db_status(res) != DB_OK) {
+        call_db_error(c, res, "loading the caller");
+        return;
+    }
+    const char *name = db_value(res, 0, 0), *role = db_value(res, 0, 1);
+    if (name && role)
+        authsync_user_loaded(c->api, c->user_epoch, c->who.id, name, role);
+    authenticated(c, name, role);
+}
+
+int call_service_auth(struct call *c)
+{
+    const char *h = http_request_header(c->req, "Authorization");
+    const char *token = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL;
+    if (token && secret_equal(token, c->api->cfg->internal_token))
+        return 0;
+    log_warn("internal: %s from %s: %s service token", c->req->path, c->req->peer,
+             token ? "wrong" : "no");
+    http_header(c->req, "WWW-Authenticate", "Bearer realm=\"sluice-internal\"");
+    call_error(c, 401, "unauthorized", "a valid service token is required");
+    return -1;
 }
 
 void call_authenticate(struct call *c, unsigned roles, void (*then)(struct call *c))
@@ -208,6 +232,14 @@ void call_authenticate(struct call *c, unsigned roles, void (*then)(struct call 
     snprintf(c->who.id_text, sizeof(c->who.id_text), "%lld", (long long)claims.user_id);
     c->roles = roles;
     c->then = then;
+    char name[USERNAME_MAX + 1], role[16];
+    if (authsync_user(api, c->who.id, name, sizeof(name), role, sizeof(role))) {
+        api_count(api, AM_CALLER_FROM, "memory");
+        authenticated(c, name, role);
+        return;
+    }
+    api_count(api, AM_CALLER_FROM, "database");
+    c->user_epoch = authsync_user_epoch(api);
     const char *params[] = { c->who.id_text };
     if (db_query(api->db, "SELECT username, role FROM users WHERE id = $1", 1, params,
                  on_user_loaded, c) == -1)

@@ -25,7 +25,9 @@ struct http_request;
 #define ROLES_ANY ((1u << ROLE_ADMIN) | (1u << ROLE_PUBLISHER))
 
 /* Who is calling, as the database says now (not as the token said at login:
- * a deleted user's token stops working, a changed role applies at once). */
+ * a deleted user's token stops working at once). Read from PostgreSQL, or from
+ * the users authsync.h keeps in memory, which forget a deleted user before its
+ * deletion is answered. */
 struct principal {
     int64_t id;
     enum role role;
@@ -40,6 +42,7 @@ struct call {
     json_t *body;                      /* owned; NULL until read */
     void (*then)(struct call *c);      /* what runs once authenticated */
     unsigned roles;                    /* ROLES_*: who may */
+    unsigned user_epoch;               /* authsync_user_epoch() when read */
 };
 
 /* A zeroed call of <size> bytes (a struct that starts with struct call) for
@@ -54,6 +57,10 @@ int call_read_body(struct call *c);
  * role against <roles>, then runs <then>. On failure replies itself (401, 403,
  * 503) and frees the call. */
 void call_authenticate(struct call *c, unsigned roles, void (*then)(struct call *c));
+
+/* Checks the service token (internal-token) of an /internal/ call, in
+ * constant time. Returns 0, or -1 after replying 401 and freeing the call. */
+int call_service_auth(struct call *c);
 
 bool call_is_admin(const struct call *c);
 

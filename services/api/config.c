@@ -56,6 +56,14 @@ const struct config_opt api_opts[] = {
       "take the client address from the last X-Forwarded-For entry (behind Traefik)" },
     { "max-body", CONF_BYTES, OPT(max_body), "64k", 1024, 16 * 1024 * 1024,
       "largest request body" },
+    { "edge-url", CONF_STR, OPT(edge_url), "http://127.0.0.1:8081", 1, 0,
+      "the edge's public base URL, for playback URLs (<edge-url>/live/<name>/index.m3u8)" },
+    { "live-public", CONF_BOOL, OPT(live_public), "true", 0, 0,
+      "GET /v1/live answers callers without a token (public fields only)" },
+    { "auth-cache", CONF_BOOL, OPT(auth_cache), "true", 0, 0,
+      "authorize from the authtable in memory, kept current by sluice:events" },
+    { "auth-reload", CONF_MS, OPT(auth_reload_ms), "1m", 1000, 86400000,
+      "reload the in-memory authtable this often (catches a lost event)" },
     { NULL },
 };
 
@@ -76,6 +84,9 @@ int api_config_check(const struct api_config *cfg, char **err)
         msg = "admin-password is set but admin-user is not";
     else if (strlen(cfg->admin_password) > PASSWORD_MAX_LEN)
         msg = "admin-password: at most 1024 bytes";
+    else if (!base_url_valid(cfg->edge_url))
+        msg = "edge-url: an http:// or https:// base URL (host, optional port and path; "
+              "no query), at most 200 bytes";
     if (msg == NULL)
         return 0;
     *err = strdup(msg);

@@ -47,7 +47,9 @@ struct db_conn {
     int index;
     enum conn_state state;
     PGconn *pg;
-    struct event *io;       /* the socket; re-assigned at each step */
+    struct event *io;       /* the socket; re-assigned at each connect step */
+    int io_fd;              /* what <io> watches now: fd (-1: nothing), events */
+    short io_what;
     struct event *timer;    /* connect timeout, then backoff */
     int backoff_ms;
     unsigned failures;      /* in a row; picks the next resolved address */
@@ -489,16 +491,26 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* While connecting, libpq may close its socket and open another (the next
+ * address, SSL fallback), possibly under the same number, which epoll would
+ * have forgotten: re-register at every step. Once connected the socket stays,
+ * so a query that wants what is already watched (reading, nearly always)
+ * costs no epoll_ctl. */
 static void watch(struct db_conn *c, short what)
 {
     int fd = c->pg ? PQsocket(c->pg) : -1;
+    if (fd >= 0 && c->state != C_CONNECTING && fd == c->io_fd && what == c->io_what)
+        return;
     event_del(c->io);
+    c->io_fd = -1;
     if (fd < 0) {
         conn_fail(c, "no socket");
         return;
     }
     event_assign(c->io, c->db->base, fd, (short)(what | EV_PERSIST), on_io, c);
     event_add(c->io, NULL);
+    c->io_fd = fd;
+    c->io_what = what;
 }
 
 static void connect_to(struct db_conn *c, const char *hostaddr)
@@ -608,6 +620,7 @@ static void conn_close(struct db_conn *c)
         c->dnsreq = NULL;
     }
     event_del(c->io);
+    c->io_fd = -1;
     evtimer_del(c->timer);
     PQclear(c->keep);
     c->keep = NULL;
@@ -746,6 +759,7 @@ static int conn_init(struct db *db, struct db_conn *c)
     c->state = C_WAITING;
     c->backoff_ms = db->o.backoff_min_ms;
     c->io = event_new(db->base, -1, 0, on_io, c);
+    c->io_fd = -1;
     c->timer = evtimer_new(db->base, on_conn_timer, c);
     return c->io && c->timer ? 0 : -1;
 }

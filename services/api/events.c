@@ -28,6 +28,22 @@ json_t *event_message(const char *type, const char *stream, int64_t version, jso
                      "auth", auth ? auth : json_null());
 }
 
+json_t *event_recording(const char *type, const char *id, const char *stream)
+{
+    char at[32];
+    clock_rfc3339(at, sizeof(at), clock_wall_us());
+    return json_pack("{s:s, s:s, s:s, s:s}", "type", type, "id", id, "stream", stream, "at",
+                     at);
+}
+
+json_t *event_user(const char *type, int64_t id, const char *username)
+{
+    char at[32];
+    clock_rfc3339(at, sizeof(at), clock_wall_us());
+    return json_pack("{s:s, s:I, s:s, s:s}", "type", type, "id", (json_int_t)id,
+                     "username", username, "at", at);
+}
+
 static void finish(struct publish *p, bool published)
 {
     struct call *c = p->c;

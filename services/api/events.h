@@ -24,6 +24,19 @@ struct call;
 json_t *event_message(const char *type, const char *stream, int64_t version,
                       json_t *auth);
 
+/* The message of a recording's change (recording.deleted):
+ *   {"type": "recording.deleted", "id": "cam1-20261121T100000Z", "stream": "cam1",
+ *    "at": "2026-11-21T11:00:00.000Z"}
+ * NULL when out of memory. */
+json_t *event_recording(const char *type, const char *id, const char *stream);
+
+/* The message of a user's change (user.deleted), which every api replica
+ * applies to the users it keeps in memory (authsync.h):
+ *   {"type": "user.deleted", "id": 7, "username": "alice",
+ *    "at": "2026-11-21T11:00:00.000Z"}
+ * NULL when out of memory. */
+json_t *event_user(const char *type, int64_t id, const char *username);
+
 /* Publishes <msg> (stolen), then replies <status> with <body> (stolen) on
  * <c>. If Redis cannot take the message, the change still stands (it is
  * committed): the failure is logged and counted, and the reply goes out, since

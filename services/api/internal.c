@@ -8,13 +8,17 @@
  * bad key or session, 1403 forbidden (disabled stream, session for the other
  * mode), 1404 no such stream. A request ingest should not have sent (not
  * JSON, missing fields) is a 400 instead. A session id is consumed by the
- * call that presents it, whatever the decision. */
+ * call that presents it, whatever the decision.
+ *
+ * Decisions come from the authtable in memory when it can be trusted
+ * (authsync.h), else from PostgreSQL; both follow the same rules. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "api.h"
+#include "authcache.h"
+#include "authsync.h"
 #include "call.h"
 #include "db.h"
 #include "keys.h"
@@ -24,20 +28,6 @@
 #include "sluice/log.h"
 #include "sluice/names.h"
 #include "sluice/redis.h"
-
-/* Checks the service token. Returns 0, or -1 after replying 401. */
-static int service_auth(struct call *c)
-{
-    const char *h = http_request_header(c->req, "Authorization");
-    const char *token = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL;
-    if (token && secret_equal(token, c->api->cfg->internal_token))
-        return 0;
-    log_warn("internal: %s from %s: %s service token", c->req->path, c->req->peer,
-             token ? "wrong" : "no");
-    http_header(c->req, "WWW-Authenticate", "Bearer realm=\"sluice-internal\"");
-    call_error(c, 401, "unauthorized", "a valid service token is required");
-    return -1;
-}
 
 /* ---- GET /internal/v1/authtable ----------------------------------------- */
 
@@ -61,7 +51,7 @@ static void on_table(const struct db_result *res, void *arg)
 static void get_authtable(struct http_request *req)
 {
     struct call *c = call_new(req, sizeof(*c));
-    if (c == NULL || service_auth(c) == -1)
+    if (c == NULL || call_service_auth(c) == -1)
         return;
     /* one statement, one snapshot: the version matches the entries */
     static const char sql[] =
@@ -126,8 +116,34 @@ static void on_lookup(const struct db_result *res, void *arg)
         allow(a, name, db_value(res, 0, 1));
 }
 
+/* The decision from the in-memory table: the rules of on_lookup. */
+static void decide(struct authz *a, const struct authcache *t, const char *stream,
+                   const char *hash)
+{
+    const json_t *e = stream ? authcache_by_name(t, stream) : authcache_by_key(t, hash);
+    const char *key = json_string_value(json_object_get(e, "key_sha256"));
+    api_count(a->call.api, AM_AUTHORIZE_FROM, "memory");
+    if (e == NULL && stream && a->kind == KEY_STREAM)
+        deny(a, 1404, "no_stream", "no such stream");
+    else if (e == NULL && a->kind == KEY_SESSION)
+        deny(a, 1404, "no_stream", "the session's stream no longer exists");
+    else if (e == NULL || (a->kind == KEY_STREAM && strcmp(key, hash) != 0))
+        deny(a, 1401, "bad_key", "the key does not match a stream");
+    else if (json_is_true(json_object_get(e, "disabled")))
+        deny(a, 1403, "disabled", "this stream is disabled");
+    else
+        allow(a, json_string_value(json_object_get(e, "name")),
+              json_string_value(json_object_get(e, "passphrase")));
+}
+
 static void look_up(struct authz *a, const char *stream, const char *hash)
 {
+    const struct authcache *t = authsync_table(a->call.api);
+    if (t != NULL) {
+        decide(a, t, stream, hash);
+        return;
+    }
+    api_count(a->call.api, AM_AUTHORIZE_FROM, "database");
     static const char by_stream[] =
         "SELECT s.name, s.passphrase, s.disabled, k.stream_id IS NOT NULL"
         " FROM streams s LEFT JOIN stream_keys k"
@@ -191,7 +207,7 @@ static void post_authorize(struct http_request *req)
 {
     struct authz *a = call_new(req, sizeof(*a));
     char err[160], hash[SHA256_HEX_LEN + 1];
-    if (a == NULL || service_auth(&a->call) == -1 || call_read_body(&a->call) == -1)
+    if (a == NULL || call_service_auth(&a->call) == -1 || call_read_body(&a->call) == -1)
         return;
     if (req_authorize(a->call.body, &a->in, err, sizeof(err)) == -1) {
         call_error(&a->call, 400, "bad_request", "%s", err);

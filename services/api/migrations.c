@@ -72,8 +72,38 @@ static const char v1_initial[] =
     ");"
     "CREATE INDEX audit_log_at ON audit_log (at DESC);";
 
+/* Version 2: what the recordings index and the audit log need.
+ * - A deleted recording stays as a tombstone (deleted_at), so that a
+ *   recorder re-registering it later is told it is gone (410) instead of
+ *   bringing it back; lists read only live rows, through partial indexes
+ *   ordered as they are paged (newest first, the id breaking ties).
+ * - A recording ends after it starts.
+ * - The audit log is append-only: a trigger refuses UPDATE, DELETE and
+ *   TRUNCATE, so no code path of ours can rewrite history by mistake; it is
+ *   filtered by actor, action or target, newest first. */
+static const char v2_recordings_audit[] =
+    "ALTER TABLE recordings ADD COLUMN deleted_at timestamptz;"
+    "ALTER TABLE recordings ADD CONSTRAINT recordings_ends_after_start"
+    "  CHECK (ended_at IS NULL OR ended_at >= started_at);"
+    "DROP INDEX recordings_stream;"
+    "CREATE INDEX recordings_stream ON recordings (stream, started_at DESC, id DESC)"
+    "  WHERE deleted_at IS NULL;"
+    "CREATE INDEX recordings_started ON recordings (started_at DESC, id DESC)"
+    "  WHERE deleted_at IS NULL;"
+    "CREATE INDEX audit_log_actor ON audit_log (actor, id DESC);"
+    "CREATE INDEX audit_log_action ON audit_log (action, id DESC);"
+    "CREATE INDEX audit_log_target ON audit_log (target, id DESC);"
+    "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$"
+    "  BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$;"
+    "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log"
+    "  FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();"
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();";
+
 const struct migration migrations[] = {
     { 1, "users, streams, keys, recordings, audit log", v1_initial },
+    { 2, "recording tombstones, audit log indexes, append-only audit log",
+      v2_recordings_audit },
 };
 const size_t migrations_count = sizeof(migrations) / sizeof(migrations[0]);
 

@@ -1,6 +1,8 @@
 /* Rows as JSON: see records.h. */
 #include "records.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,16 @@ static json_t *boolean(const struct db_result *r, int row, int col)
 {
     const char *v = db_value(r, row, col);
     return json_boolean(v && strcmp(v, "t") == 0);
+}
+
+/* A bigint column as a JSON integer, or null. */
+static json_t *integer(const struct db_result *r, int row, int col)
+{
+    int64_t v;
+    const char *s = db_value(r, row, col);
+    if (s == NULL || config_parse_int(s, INT64_MIN, INT64_MAX, &v) == -1)
+        return json_null();
+    return json_integer(v);
 }
 
 long long db_int(const struct db_result *r, int row, int col)
@@ -73,4 +85,51 @@ json_t *user_json(const struct db_result *r, int row, int col)
                      "username", text(r, row, col + 1),
                      "role", text(r, row, col + 2),
                      "created_at", text(r, row, col + 3));
+}
+
+json_t *audit_json(const struct db_result *r, int row, int col)
+{
+    long long id = db_int(r, row, col);
+    const char *details = db_value(r, row, col + 7);
+    json_t *d = details ? json_loads(details, 0, NULL) : json_null();
+    if (id <= 0 || d == NULL) {
+        json_decref(d);
+        log_error("records: an audit row without an id, or with unreadable details");
+        return NULL;
+    }
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                     "id", (json_int_t)id,
+                     "at", text(r, row, col + 1),
+                     "actor_id", integer(r, row, col + 2),
+                     "actor", text(r, row, col + 3),
+                     "action", text(r, row, col + 4),
+                     "target", text(r, row, col + 5),
+                     "client", text(r, row, col + 6),
+                     "details", d);
+}
+
+json_t *recording_json(const struct db_result *r, int row, int col, const char *edge_url,
+                       bool with_holder)
+{
+    const char *id = db_value(r, row, col);
+    char url[512];
+    if (id == NULL) {
+        log_error("records: a recording row without an id");
+        return NULL;
+    }
+    snprintf(url, sizeof(url), "%s/vod/%s/index.m3u8", edge_url, id);
+    json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o}",
+                          "id", text(r, row, col),
+                          "stream", text(r, row, col + 1),
+                          "started_at", text(r, row, col + 2),
+                          "ended_at", text(r, row, col + 3),
+                          "duration_ms", integer(r, row, col + 4),
+                          "bytes", integer(r, row, col + 5),
+                          "segments", integer(r, row, col + 6),
+                          "playback_url", url,
+                          "created_at", text(r, row, col + 8),
+                          "updated_at", text(r, row, col + 9));
+    if (o && with_holder)
+        json_object_set_new(o, "holder_url", text(r, row, col + 7));
+    return o;
 }

@@ -2,12 +2,14 @@
 #include "requests.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "password.h"
 #include "sluice/json.h"
 #include "sluice/names.h"
+#include "sluice/url.h"
 
 static const char *const role_names[] = { "publisher", "admin", NULL };
 static const char *const mode_names[] = { "publish", "request", NULL };
@@ -166,6 +168,80 @@ static int check_passphrase(const char *s, char *err, size_t errlen)
                 PASSPHRASE_MIN, PASSPHRASE_MAX);
 }
 
+bool recording_id_valid(const char *s)
+{
+    return stream_name_valid(s);
+}
+
+/* ---- times and URLs ----------------------------------------------------- */
+
+/* <n> decimal digits at <s> into *<out>. */
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static int days_in_month(int year, int month)
+{
+    static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+bool rfc3339_valid(const char *s)
+{
+    int y, mo, d, h, mi, sec, oh, om;
+    if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !digits(s + 8, 2, &d) || s[10] != 'T' || !digits(s + 11, 2, &h) ||
+        s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec))
+        return false;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+        mi > 59 || sec > 59)
+        return false;
+    const char *p = s + 19;
+    if (*p == '.') {
+        size_t n = strspn(p + 1, "0123456789");
+        if (n < 1 || n > 9)
+            return false;
+        p += 1 + n;
+    }
+    if (p[0] == 'Z')
+        return p[1] == '\0';
+    return (p[0] == '+' || p[0] == '-') && digits(p + 1, 2, &oh) && p[3] == ':' &&
+           digits(p + 4, 2, &om) && p[6] == '\0' && oh <= 23 && om <= 59;
+}
+
+bool holder_url_valid(const char *s)
+{
+    return origin_url_valid(s, strlen(s));
+}
+
+bool base_url_valid(const char *s)
+{
+    size_t skip = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
+    char origin[ORIGIN_URL_MAX + 1];
+    if (skip == 0 || strlen(s) > BASE_URL_MAX)
+        return false;
+    const char *host = s + skip;
+    size_t hlen = strcspn(host, "/");
+    /* the host and port: the origin URL grammar (url.h) */
+    if (snprintf(origin, sizeof(origin), "http://%.*s", (int)hlen, host) >= (int)sizeof(origin) ||
+        hlen == 0 || !origin_url_valid(origin, strlen(origin)) || origin[strlen(origin) - 1] == '/')
+        return false;
+    for (const char *p = host + hlen; *p; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || strchr("\"<>\\^`{|}?#", *p))
+            return false;
+    }
+    return true;
+}
+
 /* ---- the bodies --------------------------------------------------------- */
 
 int req_login(const json_t *body, struct login_req *out, char *err, size_t errlen)
@@ -278,5 +354,52 @@ int req_authorize(const json_t *body, struct authorize_req *out, char *err, size
         return -1;
     out->protocol = (enum protocol)proto;
     out->action = (enum mode)action;
+    return 0;
+}
+
+/* A non-negative integer field, at most <max>; 0 when absent. */
+static int get_count(const json_t *body, const char *key, int64_t max, int64_t *out,
+                     char *err, size_t errlen)
+{
+    *out = 0;
+    int rc = json_get_int(body, key, out);
+    if (rc == -1 || (rc == 0 && (*out < 0 || *out > max)))
+        return fail(err, errlen, "%s: must be an integer from 0 to %lld", key,
+                    (long long)max);
+    return 0;
+}
+
+/* A time field: RFC 3339 (see rfc3339_valid). */
+static int get_time(const json_t *body, const char *key, bool required, const char **out,
+                    char *err, size_t errlen)
+{
+    int rc = get_str(body, key, required, 1, 64, out, err, errlen);
+    if (rc == 0 && !rfc3339_valid(*out))
+        return fail(err, errlen, "%s: must be an RFC 3339 time (2026-11-21T10:00:00.000Z)",
+                    key);
+    return rc;
+}
+
+int req_recording(const json_t *body, struct recording_req *out, char *err, size_t errlen)
+{
+    static const char *const keys[] = { "stream", "started_at", "ended_at", "duration_ms",
+                                        "bytes", "segments", "holder_url", NULL };
+    memset(out, 0, sizeof(*out));
+    if (only_keys(body, keys, err, errlen) == -1 ||
+        get_str(body, "stream", true, 1, STREAM_NAME_MAX, &out->stream, err, errlen) ||
+        get_time(body, "started_at", true, &out->started_at, err, errlen) ||
+        get_time(body, "ended_at", false, &out->ended_at, err, errlen) == -1 ||
+        get_count(body, "duration_ms", INT64_MAX, &out->duration_ms, err, errlen) == -1 ||
+        get_count(body, "bytes", INT64_MAX, &out->bytes, err, errlen) == -1 ||
+        get_count(body, "segments", SEGMENTS_MAX, &out->segments, err, errlen) == -1 ||
+        get_str(body, "holder_url", true, 1, HOLDER_URL_MAX, &out->holder_url, err, errlen))
+        return -1;
+    if (!stream_name_valid(out->stream))
+        return fail(err, errlen, "stream: must be 1 to %d of A-Z a-z 0-9 _ -",
+                    STREAM_NAME_MAX);
+    if (origin_url_normalize(out->holder_url, strlen(out->holder_url), out->holder,
+                             sizeof(out->holder)) == -1)
+        return fail(err, errlen, "holder_url: must be http://host[:port]");
+    out->holder_url = out->holder;   /* without a trailing '/' */
     return 0;
 }

@@ -18,6 +18,10 @@
 #define PASSPHRASE_MIN 10      /* libsrt's limits for SRTO_PASSPHRASE */
 #define PASSPHRASE_MAX 79
 #define CLIENT_MAX 96
+#define RECORDING_ID_MAX 64    /* the stream-name grammar, see recording_id_valid */
+#define HOLDER_URL_MAX 280     /* ORIGIN_URL_MAX of sluice/url.h */
+#define BASE_URL_MAX 200
+#define SEGMENTS_MAX 2147483647
 
 enum role { ROLE_PUBLISHER, ROLE_ADMIN };
 enum mode { MODE_PUBLISH, MODE_REQUEST };
@@ -70,6 +74,16 @@ struct authorize_req {
     const char *client;          /* "" when absent */
 };
 
+/* PUT /internal/v1/recordings/{id}: a recorder registers or updates one
+ * recording. Times are RFC 3339; ended_at NULL (absent or null) while the
+ * recording runs; counters default to 0. */
+struct recording_req {
+    const char *stream, *started_at, *ended_at;
+    const char *holder_url;              /* points to <holder> */
+    int64_t duration_ms, bytes, segments;
+    char holder[HOLDER_URL_MAX + 1];     /* the URL without a trailing '/' */
+};
+
 int req_login(const json_t *body, struct login_req *out, char *err, size_t errlen);
 int req_user(const json_t *body, struct user_req *out, char *err, size_t errlen);
 int req_stream(const json_t *body, struct stream_req *out, char *err, size_t errlen);
@@ -78,9 +92,32 @@ int req_stream_patch(const json_t *body, struct stream_patch *out, char *err,
 int req_session(const json_t *body, struct session_req *out, char *err, size_t errlen);
 int req_authorize(const json_t *body, struct authorize_req *out, char *err,
                   size_t errlen);
+int req_recording(const json_t *body, struct recording_req *out, char *err,
+                  size_t errlen);
 
 /* Field grammars, also used on path segments. */
 bool username_valid(const char *s);
 bool passphrase_valid(const char *s);
+
+/* A recording id: the stream-name grammar, [A-Za-z0-9_-]{1,64}, as the edge
+ * reads /vod/<id>/ and Redis keys sluice:vod:<id> (docs/redis.md). Recorders
+ * make them (a stream name and a time, say); the API only checks them. */
+bool recording_id_valid(const char *s);
+
+/* An RFC 3339 time as Sluice writes them, strictly:
+ * YYYY-MM-DD"T"hh:mm:ss, optional fraction (1 to 9 digits), then "Z" or an
+ * offset ±hh:mm; a real calendar date, years 0001 to 9999, seconds 00 to
+ * 59. PostgreSQL would take far more ("now", "epoch", "infinity", "1/2/3"),
+ * so every time from a peer passes here first. */
+bool rfc3339_valid(const char *s);
+
+/* A recorder's base URL: the origin URL grammar of sluice/url.h, which the
+ * edge reads sluice:vod:<id> with ("http://" host [":" port]). */
+bool holder_url_valid(const char *s);
+
+/* A public base URL (edge-url): "http://" or "https://", a host and optional
+ * port as in the origin URL grammar, an optional path of printable ASCII
+ * without spaces; no query or fragment; at most BASE_URL_MAX bytes. */
+bool base_url_valid(const char *s);
 
 #endif

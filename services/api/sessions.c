@@ -1,5 +1,10 @@
 /* POST /v1/streams/{name}/sessions: a single-use session id for publishing or
- * watching one stream (see sessions.h for how it is stored). */
+ * watching one stream (see sessions.h for how it is stored).
+ *
+ * The steps: the stream is the caller's (PostgreSQL); the id is stored
+ * (Redis, SET NX); its audit row is written (PostgreSQL); only then is the id
+ * shown. If the audit row cannot be written the id is deleted and never
+ * shown, so no usable session exists without its row. */
 #include "sessions.h"
 
 #include <stdio.h>
@@ -9,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "api.h"
+#include "audit.h"
 #include "call.h"
 #include "db.h"
 #include "keys.h"
@@ -25,7 +31,14 @@ struct session_call {
     char stream[STREAM_NAME_MAX + 1];
     char id[KEY_LEN + 1];
     char expires[32];
+    char key[sizeof(SESSION_KEY_PREFIX) + KEY_LEN];   /* the Redis key, until shown */
 };
+
+static void forget(struct session_call *s)
+{
+    OPENSSL_cleanse(s->id, sizeof(s->id));
+    OPENSSL_cleanse(s->key, sizeof(s->key));
+}
 
 int session_parse(const char *value, size_t len, struct session *out)
 {
@@ -44,14 +57,16 @@ int session_parse(const char *value, size_t len, struct session *out)
     return rc;
 }
 
-static void on_stored(const struct redis_reply *reply, const char *err, void *arg)
+static void on_audited(const struct db_result *res, void *arg)
 {
     struct session_call *s = arg;
-    if (err != NULL || redis_reply_type(reply) != REDIS_R_STATUS) {
-        /* nil: NX found the id taken, which 192 random bits make a fault */
-        log_warn("sessions: cannot store a session: %s", err ? err : "id taken");
-        OPENSSL_cleanse(s->id, sizeof(s->id));
-        call_unavailable(&s->call, "Redis");
+    if (db_status(res) != DB_OK) {
+        /* not shown, so unusable; deleted so that nothing is left behind */
+        if (redis_command(s->call.api->redis, NULL, NULL, "DEL %s", s->key) == -1)
+            log_warn("sessions: cannot delete an unaudited session; it expires in %lld ms",
+                     (long long)s->call.api->cfg->session_ttl_ms);
+        forget(s);
+        call_db_error(&s->call, res, "auditing a session");
         return;
     }
     log_info("sessions: %s session for %s by %s", mode_name(s->in.mode), s->stream,
@@ -59,8 +74,33 @@ static void on_stored(const struct redis_reply *reply, const char *err, void *ar
     json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "resource_id", s->stream,
                              "session_id", s->id, "mode", mode_name(s->in.mode),
                              "expires_at", s->expires);
-    OPENSSL_cleanse(s->id, sizeof(s->id));
+    forget(s);
     call_reply(&s->call, 201, body);
+}
+
+static void on_stored(const struct redis_reply *reply, const char *err, void *arg)
+{
+    static const char sql[] =
+        "INSERT INTO audit_log (actor_id, actor, action, target, client, details)"
+        " VALUES ($1, $2, '" AUDIT_SESSION_CREATED "', $3, $4,"
+        "   jsonb_build_object('mode', $5::text, 'expires_at', $6::text))";
+    struct session_call *s = arg;
+    if (err != NULL || redis_reply_type(reply) != REDIS_R_STATUS) {
+        /* nil: NX found the id taken, which 192 random bits make a fault */
+        log_warn("sessions: cannot store a session: %s", err ? err : "id taken");
+        forget(s);
+        call_unavailable(&s->call, "Redis");
+        return;
+    }
+    struct audit_by by;
+    audit_by(&s->call, &by);
+    const char *params[] = { by.params[0], by.params[1], s->stream, by.params[2],
+                             mode_name(s->in.mode), s->expires };
+    if (db_query(s->call.api->db, sql, 6, params, on_audited, s) == -1) {
+        redis_command(s->call.api->redis, NULL, NULL, "DEL %s", s->key);
+        forget(s);
+        call_unavailable(&s->call, "the database");
+    }
 }
 
 static void on_stream(const struct db_result *res, void *arg)
@@ -76,7 +116,7 @@ static void on_stream(const struct db_result *res, void *arg)
         return;
     }
     int64_t now = clock_wall_us(), ttl = c->api->cfg->session_ttl_ms;
-    char created[32], key[sizeof(SESSION_KEY_PREFIX) + KEY_LEN];
+    char created[32];
     clock_rfc3339(created, sizeof(created), now);
     clock_rfc3339(s->expires, sizeof(s->expires), now + ttl * 1000);
     json_t *v = json_pack("{s:s, s:s, s:I, s:s}", "stream", s->stream, "mode",
@@ -89,13 +129,14 @@ static void on_stream(const struct db_result *res, void *arg)
         call_error(c, 500, "internal", "internal error");
         return;
     }
-    snprintf(key, sizeof(key), SESSION_KEY_PREFIX "%s", s->id);
-    int rc = redis_command(c->api->redis, on_stored, s, "SET %s %s PX %lld NX", key, value,
+    snprintf(s->key, sizeof(s->key), SESSION_KEY_PREFIX "%s", s->id);
+    int rc = redis_command(c->api->redis, on_stored, s, "SET %s %s PX %lld NX", s->key, value,
                            (long long)ttl);
     free(value);
-    OPENSSL_cleanse(key, sizeof(key));
-    if (rc == -1)
+    if (rc == -1) {
+        forget(s);
         call_unavailable(c, "Redis");
+    }
 }
 
 static void create_session(struct call *c)

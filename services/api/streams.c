@@ -6,7 +6,10 @@
  * (data-modifying CTEs), so it is atomic without a transaction spanning round
  * trips, and bumps auth_state.version in that same statement; the change is
  * then published on sluice:events, and only then answered. A key is shown
- * once, in the answer that made it; the database keeps its SHA-256. */
+ * once, in the answer that made it; the database keeps its SHA-256. Each
+ * change writes its audit row in its statement too (audit.h): the caller's
+ * id, name and address are always the last three parameters. The change also
+ * goes into the in-memory authtable (authsync.h) before the reply. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,8 @@
 #include <openssl/crypto.h>
 
 #include "api.h"
+#include "audit.h"
+#include "authsync.h"
 #include "call.h"
 #include "db.h"
 #include "events.h"
@@ -48,7 +53,12 @@ static const char sql_create[] =
     "   record, auth_version)"
     "   SELECT $1, $2, $3, o.id, $5, $6, $7, v.version FROM o, v RETURNING *),"
     " ins AS (INSERT INTO stream_keys (key_sha256, stream_id)"
-    "   SELECT decode($8, 'hex'), s.id FROM s RETURNING key_sha256, stream_id)"
+    "   SELECT decode($8, 'hex'), s.id FROM s RETURNING key_sha256, stream_id),"
+    " audit AS (" AUDIT_INSERT(AUDIT_STREAM_CREATED, "s.name",
+                               "jsonb_build_object('owner', $4::text, 'title', s.title,"
+                               " 'category', s.category, 'passphrase', s.passphrase IS NOT NULL,"
+                               " 'disabled', s.disabled, 'record', s.record)",
+                               "s", "$9", "$10", "$11") ")"
     " SELECT " STREAM_COLUMNS ", " AUTH_COLUMNS
     " FROM s JOIN users u ON u.id = s.owner_id JOIN ins k ON k.stream_id = s.id";
 
@@ -71,7 +81,13 @@ static const char sql_patch[] =
     "   disabled = coalesce($7::boolean, disabled),"
     "   record = coalesce($8::boolean, record),"
     "   updated_at = now(), auth_version = v.version"
-    "   FROM v WHERE name = $1 AND " OWNED " RETURNING streams.*)"
+    "   FROM v WHERE name = $1 AND " OWNED " RETURNING streams.*),"
+    " audit AS (" AUDIT_INSERT(AUDIT_STREAM_UPDATED, "s.name",
+                               "jsonb_strip_nulls(jsonb_build_object('title', $3::text,"
+                               " 'category', $4::text, 'passphrase', CASE $5::text"
+                               " WHEN 'set' THEN 'set' WHEN 'clear' THEN 'removed' END,"
+                               " 'disabled', $7::boolean, 'record', $8::boolean))",
+                               "s", "$9", "$10", "$11") ")"
     CHANGED_ROW;
 
 static const char sql_rotate[] =
@@ -82,14 +98,17 @@ static const char sql_rotate[] =
     "   SELECT decode($3, 'hex'), s.id FROM s"
     "   ON CONFLICT (stream_id) DO UPDATE"
     "   SET key_sha256 = excluded.key_sha256, created_at = now()"
-    "   RETURNING key_sha256, stream_id)"
+    "   RETURNING key_sha256, stream_id),"
+    " audit AS (" AUDIT_INSERT(AUDIT_KEY_ROTATED, "s.name", "NULL", "s", "$4", "$5", "$6") ")"
     " SELECT " STREAM_COLUMNS ", " AUTH_COLUMNS
     " FROM s JOIN users u ON u.id = s.owner_id JOIN ins k ON k.stream_id = s.id";
 
 static const char sql_delete[] =
-    "WITH " BUMP_IF_FOUND
-    " DELETE FROM streams s USING v WHERE s.name = $1 AND " OWNED
-    " RETURNING s.name, v.version";
+    "WITH " BUMP_IF_FOUND ","
+    " d AS (DELETE FROM streams s USING v WHERE s.name = $1 AND " OWNED
+    "   RETURNING s.name, v.version),"
+    " audit AS (" AUDIT_INSERT(AUDIT_STREAM_DELETED, "d.name", "NULL", "d", "$3", "$4", "$5") ")"
+    " SELECT name, version FROM d";
 
 struct stream_call {
     struct call call;
@@ -145,6 +164,7 @@ static void announce(struct stream_call *s, const struct db_result *res, const c
     json_t *body = s->key[0] ? json_pack("{s:o, s:s}", "stream", stream, "key", s->key)
                              : stream;
     OPENSSL_cleanse(s->key, sizeof(s->key));
+    authsync_changed(s->call.api, s->name, version, auth);
     log_info("streams: %s %s by %s", type, s->name, s->call.who.name);
     event_publish_then_reply(&s->call, event_message(type, s->name, version, auth), status,
                              body);
@@ -206,11 +226,14 @@ static void create_stream(struct call *c)
     }
     s->name = in->name;
     key_sha256_hex(s->key, strlen(s->key), hash);
+    struct audit_by by;
+    audit_by(c, &by);
     const char *params[] = { in->name, in->title, in->category,
                              in->owner ? in->owner : c->who.name, in->passphrase,
                              boolean_param(true, in->disabled),
-                             boolean_param(true, in->record), hash };
-    if (db_query(c->api->db, sql_create, 8, params, on_created, s) == -1)
+                             boolean_param(true, in->record), hash,
+                             by.params[0], by.params[1], by.params[2] };
+    if (db_query(c->api->db, sql_create, 11, params, on_created, s) == -1)
         call_unavailable(c, "the database");
 }
 
@@ -314,11 +337,14 @@ static void patch_stream(struct call *c)
     if (need_redis(c) == -1)
         return;
     static const char *const pass_ops[] = { "keep", "set", "clear" };
+    struct audit_by by;
+    audit_by(c, &by);
     const char *params[] = { s->name, call_owner_filter(c), in->title, in->category,
                              pass_ops[in->pass_op], in->passphrase,
                              boolean_param(in->disabled.set, in->disabled.value),
-                             boolean_param(in->record.set, in->record.value) };
-    if (db_query(c->api->db, sql_patch, 8, params, on_patched, s) == -1)
+                             boolean_param(in->record.set, in->record.value),
+                             by.params[0], by.params[1], by.params[2] };
+    if (db_query(c->api->db, sql_patch, 11, params, on_patched, s) == -1)
         call_unavailable(c, "the database");
 }
 
@@ -337,6 +363,7 @@ static void on_deleted(const struct db_result *res, void *arg)
     if (change_failed(s, res, "deleting a stream"))
         return;
     log_info("streams: stream.deleted %s by %s", s->name, s->call.who.name);
+    authsync_changed(s->call.api, s->name, db_int(res, 0, 1), NULL);
     event_publish_then_reply(&s->call,
                              event_message("stream.deleted", s->name, db_int(res, 0, 1),
                                            NULL),
@@ -348,8 +375,11 @@ static void delete_stream(struct call *c)
     struct stream_call *s = (struct stream_call *)c;
     if (!path_name(s) || need_redis(c) == -1)
         return;
-    const char *params[] = { s->name, call_owner_filter(c) };
-    if (db_query(c->api->db, sql_delete, 2, params, on_deleted, s) == -1)
+    struct audit_by by;
+    audit_by(c, &by);
+    const char *params[] = { s->name, call_owner_filter(c), by.params[0], by.params[1],
+                             by.params[2] };
+    if (db_query(c->api->db, sql_delete, 5, params, on_deleted, s) == -1)
         call_unavailable(c, "the database");
 }
 
@@ -380,8 +410,11 @@ static void rotate_key(struct call *c)
         return;
     }
     key_sha256_hex(s->key, strlen(s->key), hash);
-    const char *params[] = { s->name, call_owner_filter(c), hash };
-    if (db_query(c->api->db, sql_rotate, 3, params, on_rotated, s) == -1)
+    struct audit_by by;
+    audit_by(c, &by);
+    const char *params[] = { s->name, call_owner_filter(c), hash, by.params[0], by.params[1],
+                             by.params[2] };
+    if (db_query(c->api->db, sql_rotate, 6, params, on_rotated, s) == -1)
         call_unavailable(c, "the database");
 }
 

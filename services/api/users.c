@@ -1,5 +1,10 @@
 /* Users, for admins: GET/POST /v1/users, DELETE /v1/users/{id}; and the first
- * admin, created at start-up from admin-user and admin-password. */
+ * admin, created at start-up from admin-user and admin-password.
+ *
+ * A deletion is forgotten by the users this process keeps in memory and
+ * published (user.deleted) before it is answered, so the user's tokens stop
+ * working here at once and on other replicas as they hear it; it is refused
+ * (503) while Redis is down, as the other replicas would not hear it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,8 +13,11 @@
 #include <openssl/crypto.h>
 
 #include "api.h"
+#include "audit.h"
+#include "authsync.h"
 #include "call.h"
 #include "db.h"
+#include "events.h"
 #include "password.h"
 #include "records.h"
 #include "sluice/clock.h"
@@ -17,6 +25,7 @@
 #include "sluice/daemon.h"
 #include "sluice/http.h"
 #include "sluice/log.h"
+#include "sluice/redis.h"
 #include "workpool.h"
 
 #define USERS_PAGE 100
@@ -119,11 +128,18 @@ static void on_hashed(void *arg, bool cancelled)
         call_unavailable(&u->call, "password hashing");
         return;
     }
-    const char *params[] = { u->in.username, u->hash, role_name(u->in.role) };
-    if (db_query(u->call.api->db,
-                 "INSERT INTO users AS u (username, password_hash, role) VALUES ($1, $2, $3)"
-                 " RETURNING " USER_COLUMNS,
-                 3, params, on_user_created, u) == -1)
+    static const char sql[] =
+        "WITH u AS (INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)"
+        "   RETURNING *),"
+        " audit AS (" AUDIT_INSERT(AUDIT_USER_CREATED, "u.username",
+                                   "jsonb_build_object('id', u.id, 'role', u.role)", "u",
+                                   "$4", "$5", "$6") ")"
+        " SELECT " USER_COLUMNS " FROM u";
+    struct audit_by by;
+    audit_by(&u->call, &by);
+    const char *params[] = { u->in.username, u->hash, role_name(u->in.role),
+                             by.params[0], by.params[1], by.params[2] };
+    if (db_query(u->call.api->db, sql, 6, params, on_user_created, u) == -1)
         call_unavailable(&u->call, "the database");
 }
 
@@ -176,9 +192,13 @@ static void on_user_deleted(const struct db_result *res, void *arg)
         call_error(c, 404, "not_found", "no such user");
         return;
     }
-    log_info("users: %s deleted user %s (%s)", c->who.name, c->req->params[0],
-             db_value(res, 0, 0));
-    call_reply(c, 204, NULL);
+    const char *name = db_value(res, 0, 0);
+    int64_t id = db_int(res, 0, 1);
+    log_info("users: %s deleted user %lld (%s)", c->who.name, (long long)id,
+             name ? name : "?");
+    /* its tokens stop working here now, on other replicas when they hear it */
+    authsync_user_deleted(c->api, id);
+    event_publish_then_reply(c, event_user("user.deleted", id, name ? name : ""), 204, NULL);
 }
 
 static void delete_user(struct call *c)
@@ -192,11 +212,22 @@ static void delete_user(struct call *c)
         call_error(c, 409, "conflict", "you cannot delete yourself");
         return;
     }
+    if (!redis_is_up(c->api->redis)) {   /* other replicas would keep trusting it */
+        call_unavailable(c, "Redis (needed to announce the deletion)");
+        return;
+    }
+    static const char sql[] =
+        "WITH u AS (DELETE FROM users WHERE id = $1 RETURNING id, username, role),"
+        " audit AS (" AUDIT_INSERT(AUDIT_USER_DELETED, "u.username",
+                                   "jsonb_build_object('id', u.id, 'role', u.role)", "u",
+                                   "$2", "$3", "$4") ")"
+        " SELECT username, id FROM u";
     char text[24];
+    struct audit_by by;
     snprintf(text, sizeof(text), "%lld", (long long)id);
-    const char *params[] = { text };
-    if (db_query(c->api->db, "DELETE FROM users WHERE id = $1 RETURNING username", 1,
-                 params, on_user_deleted, c) == -1)
+    audit_by(c, &by);
+    const char *params[] = { text, by.params[0], by.params[1], by.params[2] };
+    if (db_query(c->api->db, sql, 4, params, on_user_deleted, c) == -1)
         call_unavailable(c, "the database");
 }
 
@@ -257,11 +288,15 @@ static void bootstrap_try(struct api *api)
     struct bootstrap *b = api->bootstrap;
     if (b == NULL || !b->hashed || b->inserting || b->done || !db_is_up(api->db))
         return;
+    static const char sql[] =
+        "WITH u AS (INSERT INTO users (username, password_hash, role)"
+        "   VALUES ($1, $2, 'admin') ON CONFLICT (username) DO NOTHING RETURNING *),"
+        " audit AS (" AUDIT_INSERT(AUDIT_USER_CREATED, "u.username",
+                                   "jsonb_build_object('id', u.id, 'role', u.role)", "u",
+                                   "NULL", "'" AUDIT_ACTOR_STARTUP "'", "''") ")"
+        " SELECT id FROM u";
     const char *params[] = { api->cfg->admin_user, b->hash };
-    if (db_query(api->db,
-                 "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, 'admin')"
-                 " ON CONFLICT (username) DO NOTHING RETURNING id",
-                 2, params, on_admin_inserted, b) == 0)
+    if (db_query(api->db, sql, 2, params, on_admin_inserted, b) == 0)
         b->inserting = true;
 }
 

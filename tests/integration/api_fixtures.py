@@ -159,6 +159,23 @@ def api(api_factory):
     return api_factory()
 
 
+# An event the api publishes before it replies reaches a test's subscriber
+# right after the reply, not always before it: Redis answers a PUBLISH and
+# writes the message to the subscribers in one pass of its loop, the PUBLISH
+# reply first, and a loaded machine may preempt it in between. So tests allow
+# this grace; test_api_streams.py::test_reply_waits_for_the_event proves the
+# order strictly (Redis's writes held, the reply waits for them).
+EVENT_GRACE_S = 0.2
+
+
+def pending_event(ps):
+    """The next event on the subscriber <ps>, published before the reply the
+    test just had (see EVENT_GRACE_S)."""
+    msg = ps.get_message(timeout=EVENT_GRACE_S)
+    assert msg is not None, "the event was not published before the reply"
+    return json.loads(msg["data"])
+
+
 def assert_error(r, status, code=None):
     """A JSON error reply: {"error": code, "message": text}, nothing else."""
     assert r.status_code == status, f"{r.status_code} {r.text}"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from api_fixtures import api, api_factory, assert_error
+from api_fixtures import api, api_factory, assert_error, pending_event
 
 
 @pytest.fixture
@@ -16,14 +16,6 @@ def events(api, redis_server):
     assert ps.get_message(timeout=2) is None   # consumes the confirmation
     yield ps
     ps.close()
-
-
-def pending_event(ps):
-    """The next event, which must already be here: no waiting. An event
-    published after the reply would not be (see test docstring)."""
-    msg = ps.get_message(timeout=0)
-    assert msg is not None, "the event was not published before the reply"
-    return json.loads(msg["data"])
 
 
 def sha256(key):

@@ -18,7 +18,7 @@ def test_make_run_starts_and_ctrl_c_stops_everything():
     data = pathlib.Path(tempfile.mkdtemp(prefix="sluice-run-test-"))
     ports = {name: free_port() for name in
              ("REDIS", "PG", "API", "API_ADMIN", "RELAY", "RELAY_ADMIN", "INGEST_SRT",
-              "INGEST_ADMIN", "DISCOVERY_ADMIN", "EDGE", "EDGE_ADMIN")}
+              "INGEST_ADMIN", "HLS", "HLS_ADMIN", "DISCOVERY_ADMIN", "EDGE", "EDGE_ADMIN")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     env.update({f"SLUICE_RUN_{k}_PORT": str(v) for k, v in ports.items()})
     env["SLUICE_RUN_DATA"] = str(data)
@@ -69,6 +69,15 @@ def test_make_run_starts_and_ctrl_c_stops_everything():
                          x.json()["checks"]["authtable"] == "ok" and x, timeout=20,
                          what="ingest's authorization table")
             assert r.json()["checks"]["redis"] == "ok"
+        if (ROOT / "build" / "release" / "bin" / "sluice-hls").exists():
+            # the origin writes the directory discovery watches, and names itself
+            origin = data / "hls" / "origin.json"
+            wait_for(origin.exists, timeout=20, what="origin.json in .run/hls")
+            assert f"127.0.0.1:{ports['HLS']}" in origin.read_text()
+            hls = f"http://127.0.0.1:{ports['HLS']}/live/demo/index.m3u8"
+            wait_for(lambda: _get(hls) is not None, timeout=10, what="hls")
+            assert _get(hls).status_code == 404
+            assert _get(f"http://127.0.0.1:{ports['HLS_ADMIN']}/healthz").status_code == 200
         os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C does
         assert proc.wait(timeout=30) == 0, log.read_text()
         assert "sluice run: stopped" in log.read_text()
@@ -78,7 +87,13 @@ def test_make_run_starts_and_ctrl_c_stops_everything():
         assert leftover.stdout == "", f"processes left: {leftover.stdout}"
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            # The daemons run in sessions of their own: only run.sh can stop
+            # them, so ask it (its trap stops everything) before forcing.
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
         pg_dir = pathlib.Path("/var/tmp") / f"sluice-run-{_cksum(str(data))}"
         shutil.rmtree(pg_dir, ignore_errors=True)
         shutil.rmtree(data, ignore_errors=True)

@@ -24,8 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct stream_patch patch;
         struct session_req session;
         struct authorize_req authz;
+        struct recording_req rec;
     } out;
-    switch (data[0] % 6) {
+    switch (data[0] % 7) {
     case 0: req_login(body, &out.login, err, sizeof(err)); break;
     case 1: req_user(body, &out.user, err, sizeof(err)); break;
     case 2:
@@ -35,7 +36,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 3: req_stream_patch(body, &out.patch, err, sizeof(err)); break;
     case 4: req_session(body, &out.session, err, sizeof(err)); break;
-    default: req_authorize(body, &out.authz, err, sizeof(err)); break;
+    case 5: req_authorize(body, &out.authz, err, sizeof(err)); break;
+    default:
+        /* what reaches SQL must have passed the grammars */
+        if (req_recording(body, &out.rec, err, sizeof(err)) == 0 &&
+            (!rfc3339_valid(out.rec.started_at) || !holder_url_valid(out.rec.holder_url) ||
+             (out.rec.ended_at && !rfc3339_valid(out.rec.ended_at)) ||
+             out.rec.bytes < 0 || out.rec.segments < 0 || out.rec.duration_ms < 0))
+            __builtin_trap();
+        break;
     }
     if (memchr(err, '\0', sizeof(err)) == NULL)
         __builtin_trap();

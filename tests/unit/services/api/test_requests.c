@@ -167,6 +167,105 @@ static void test_authorize(void **state)
             "action");
 }
 
+static void test_recording(void **state)
+{
+    (void)state;
+    struct recording_req r;
+    ACCEPTS(req_recording, "{\"stream\":\"cam1\",\"started_at\":\"2026-11-21T10:00:00.000Z\","
+                           "\"holder_url\":\"http://10.0.0.6:8084\"}", &r);
+    assert_null(r.ended_at);
+    assert_int_equal(r.bytes, 0);
+    assert_int_equal(r.segments, 0);
+    ACCEPTS(req_recording, "{\"stream\":\"cam1\",\"started_at\":\"2026-11-21T10:00:00Z\","
+                           "\"ended_at\":\"2026-11-21T11:00:00.5+01:00\",\"duration_ms\":3600000,"
+                           "\"bytes\":9007199254740993,\"segments\":1800,"
+                           "\"holder_url\":\"http://recorder-1.internal:8084\"}", &r);
+    assert_string_equal(r.ended_at, "2026-11-21T11:00:00.5+01:00");
+    assert_true(r.bytes == 9007199254740993LL);
+    ACCEPTS(req_recording, "{\"stream\":\"c\",\"started_at\":\"2026-11-21T10:00:00Z\","
+                           "\"ended_at\":null,\"holder_url\":\"http://[::1]:8084/\"}", &r);
+    assert_null(r.ended_at);
+    assert_string_equal(r.holder_url, "http://[::1]:8084");   /* as the edge reads it */
+    static const char base[] = "\"started_at\":\"2026-11-21T10:00:00Z\","
+                               "\"holder_url\":\"http://h:1\"";
+    char text[400];
+#define REC_REFUSES(extra, needle)                                        \
+    do {                                                                  \
+        snprintf(text, sizeof(text), "{\"stream\":\"cam1\",%s%s}", base, extra); \
+        REFUSES(req_recording, text, &r, needle);                         \
+    } while (0)
+    REC_REFUSES(",\"bytes\":-1", "bytes");
+    REC_REFUSES(",\"bytes\":1.5", "bytes");
+    REC_REFUSES(",\"bytes\":\"1\"", "bytes");
+    REC_REFUSES(",\"segments\":2147483648", "segments");
+    REC_REFUSES(",\"duration_ms\":true", "duration_ms");
+    REC_REFUSES(",\"ended_at\":\"now\"", "ended_at");
+    REC_REFUSES(",\"id\":\"x\"", "\"id\"");
+    REFUSES(req_recording, "{\"started_at\":\"2026-11-21T10:00:00Z\",\"holder_url\":\"http://h\"}",
+            &r, "stream");
+    REFUSES(req_recording, "{\"stream\":\"a b\",\"started_at\":\"2026-11-21T10:00:00Z\","
+                           "\"holder_url\":\"http://h\"}", &r, "stream");
+    REFUSES(req_recording, "{\"stream\":\"cam1\",\"holder_url\":\"http://h\"}", &r, "started_at");
+    REFUSES(req_recording, "{\"stream\":\"cam1\",\"started_at\":\"2026-11-21T10:00:00Z\"}", &r,
+            "holder_url");
+    static const char *const bad_urls[] = {
+        "https://h:1", "http://", "http://h:0", "http://h:65536", "http://h:1/path",
+        "http://h?x", "http://user@h", "http://-h", "http://.h", "http://[::1",
+        "http://[zz]:1", "ftp://h", "http://h:", "http://h :1", "http://h:1x",
+    };
+    for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+        snprintf(text, sizeof(text), "{\"stream\":\"cam1\",\"started_at\":"
+                 "\"2026-11-21T10:00:00Z\",\"holder_url\":\"%s\"}", bad_urls[i]);
+        REFUSES(req_recording, text, &r, "holder_url");
+    }
+}
+
+static void test_times(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "2026-11-21T10:00:00Z", "2026-11-21T10:00:00.123Z", "2024-02-29T23:59:59.123456789Z",
+        "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-12:30", "2026-01-01T00:00:00+14:00",
+        "2000-02-29T00:00:00Z",
+    };
+    static const char *const bad[] = {
+        "", "now", "epoch", "infinity", "2026-11-21", "2026-11-21 10:00:00Z",
+        "2026-11-21t10:00:00Z", "2026-11-21T10:00:00", "2026-11-21T10:00:00z",
+        "2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z", "2026-02-29T00:00:00Z",
+        "1900-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-11-21T24:00:00Z",
+        "2026-11-21T10:60:00Z", "2026-11-21T10:00:60Z", "0000-01-01T00:00:00Z",
+        "2026-11-21T10:00:00.Z", "2026-11-21T10:00:00.1234567890Z", "2026-11-21T10:00:00+1:00",
+        "2026-11-21T10:00:00+01:00x", "2026-11-21T10:00:00Z ", "+2026-11-21T10:00:00Z",
+        "2026-11-21T10:00:00+24:00", "2026-1-21T10:00:00Z", "2026-11-21T10:00:00+01",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!rfc3339_valid(good[i]))
+            fail_msg("refused %s", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (rfc3339_valid(bad[i]))
+            fail_msg("accepted \"%s\"", bad[i]);
+}
+
+static void test_urls(void **state)
+{
+    (void)state;
+    assert_true(holder_url_valid("http://10.0.0.6:8084"));
+    assert_true(holder_url_valid("http://recorder"));
+    assert_true(holder_url_valid("http://[fe80::1]:8084"));
+    assert_true(base_url_valid("http://127.0.0.1:8081"));
+    assert_true(base_url_valid("https://live.example.com"));
+    assert_true(base_url_valid("https://cdn.example.com:8443/sluice/"));
+    assert_false(base_url_valid("live.example.com"));
+    assert_false(base_url_valid("https://"));
+    assert_false(base_url_valid("https://x.com/a b"));
+    assert_false(base_url_valid("https://x.com/?q=1"));
+    assert_false(base_url_valid("https://x.com/#top"));
+    assert_false(base_url_valid("javascript://x.com/%0aalert(1)\""));
+    assert_true(recording_id_valid("cam1-20261121T100000Z"));
+    assert_false(recording_id_valid("../etc"));
+    assert_false(recording_id_valid(""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +276,9 @@ int main(void)
         cmocka_unit_test(test_stream_patch),
         cmocka_unit_test(test_session),
         cmocka_unit_test(test_authorize),
+        cmocka_unit_test(test_recording),
+        cmocka_unit_test(test_times),
+        cmocka_unit_test(test_urls),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     json_decref(kept);
