@@ -110,6 +110,7 @@ struct srtsrv_conn {
     bool blocked;                      /* libsrt's buffer was full: waiting for OUT */
     bool draining;                     /* closing once everything is acknowledged */
     int64_t drain_until_ms;
+    int64_t acked_ms;                  /* when everything was, while draining (0: not yet) */
 };
 
 enum cmd_kind { CMD_CLOSE, CMD_CLOSE_DRAINED, CMD_SENDER, CMD_STOP_LISTEN, CMD_QUIT };
@@ -829,15 +830,20 @@ static void on_writable(struct srtsrv *s, struct srtsrv_conn *c)
 }
 
 /* A drained close is due: nothing queued here, nothing unacknowledged in
- * libsrt (or its time is up). */
+ * libsrt, and then the viewer's latency passed, so that what it holds for
+ * playing out is played before our shutdown breaks its connection (or the
+ * time is up). */
 static bool drained(struct srtsrv_conn *c, int64_t now)
 {
     size_t bytes = 0;
     if (now >= c->drain_until_ms)
         return true;
-    if (atomic_load(&c->queued) > 0)
+    if (atomic_load(&c->queued) > 0 || srt_getsndbuffer(c->sock, NULL, &bytes) == SRT_ERROR ||
+        bytes > 0)
         return false;
-    return srt_getsndbuffer(c->sock, NULL, &bytes) == 0 && bytes == 0;
+    if (c->acked_ms == 0)
+        c->acked_ms = now;
+    return now - c->acked_ms >= c->peer_latency_ms + CLOSE_GRACE_MS / 4;
 }
 
 static void fill_stats(struct srtsrv_conn *c, const SRT_TRACEBSTATS *b, struct srtsrv_stats *st)
