@@ -270,10 +270,11 @@ static void on_link_accepted(void *arg)
     ingest_count(v->ing, IM_VIEWER_SUBSCRIBES, "accepted", 1);
 }
 
-static void on_link_closed(void *arg, enum relaylink_end end, unsigned code, const char *text)
+static void on_link_closed(void *arg, enum relaylink_end end, unsigned code, const char *reason)
 {
     struct viewer *v = arg;
-    char why[64];
+    char why[64], text[4 * SLP_TEXT_MAX + 8];
+    snprintf(text, sizeof(text), "%s", reason);   /* <reason> lives in the link */
     relaylink_free(v->link);
     v->link = NULL;
     uint8_t eos = v->eos;
