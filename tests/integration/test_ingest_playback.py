@@ -240,3 +240,36 @@ def test_refused_handshakes_cost_a_live_stream_nothing(daemons, api, relay, redi
     assert m['sluice_ingest_rejects_total{code="1401"}'] >= 200
     out, _ = pub.communicate(timeout=20)
     assert (pub.returncode, out.strip()) == (0, "accepted")
+
+
+def test_a_stalled_viewer_drops_to_keyframes_alone(api, ingest, relay, tmp_path):
+    """A viewer that reads nothing (srtprobe holding with a small libsrt
+    receive buffer: its window closes, what ingest sent it stays
+    unacknowledged) falls behind: its frames are dropped up to a keyframe
+    (counted per stream, logged for it alone) while it stays connected; the
+    publisher and an ffmpeg viewer of the same stream are not affected."""
+    key = api.create_stream("cam1")["key"]
+    pub = ffmpeg_publish(ingest.url("cam1", key), fixture("h264_aac_10s.ts"))
+    wait_for(lambda: flowing(ingest, "cam1"), what="cam1 live")
+    stalled = hold(ingest, ingest.streamid("cam1", key, "request"), 30, "--rcvbuf", "200000")
+    wait_for(lambda: viewers(ingest, "cam1") == 1, what="the stalled viewer")
+    out = tmp_path / "watched.ts"
+    view = ffmpeg_view(ingest.url("cam1", key, mode="request"), out)
+    wait_for(lambda: viewers(ingest, "cam1") == 2, what="two viewers")
+    wait_for(lambda: ingest.metric('sluice_ingest_viewer_dropped_bytes_total{stream="cam1"}') > 0,
+             timeout=15, what="the stalled viewer's frames dropped")
+    assert stalled.poll() is None
+    _, err = pub.communicate(timeout=40)
+    assert pub.returncode == 0, err
+    _, err = view.communicate(timeout=20)
+    codecs, duration = ffprobe(out)
+    assert sorted(codecs) == ["aac", "h264"], err
+    assert duration > 5, duration
+    assert decode_errors(out) == []
+    log = ingest.daemon.log_text().splitlines()
+    ids = [line.split("view ")[1].split()[0] for line in log if "watching cam1 on relay" in line]
+    dropping = {line.split("view ")[1].split()[0] for line in log
+                if "dropping to the next keyframe" in line}
+    assert len(ids) == 2 and dropping == {ids[0]}, (ids, dropping)
+    stalled.kill()
+    stalled.wait()
