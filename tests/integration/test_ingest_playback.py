@@ -9,9 +9,9 @@ import time
 import pytest
 
 from conftest import wait_for
-from ingest_fixtures import (api, api_factory, cut, ffmpeg_publish, flowing, ingest,  # noqa: F401
-                             relay, session, srtprobe, start_ingest)
-from media import BIN, decode_errors, ffprobe, fixture
+from ingest_fixtures import (Relay, api, api_factory, cut, ffmpeg_publish, flowing,  # noqa: F401
+                             ingest, relay, session, srtprobe, start_ingest)
+from media import BIN, decode_errors, ffprobe, finish, fixture, slpcat
 
 
 def ffmpeg_view(url, out, seconds=None):
@@ -273,3 +273,39 @@ def test_a_stalled_viewer_drops_to_keyframes_alone(api, ingest, relay, tmp_path)
     assert len(ids) == 2 and dropping == {ids[0]}, (ids, dropping)
     stalled.kill()
     stalled.wait()
+
+
+def test_publisher_and_viewer_move_to_another_relay(daemons, api, ingest, relay, redis_server,
+                                                    tmp_path):
+    """Two relays; the one carrying the stream is killed (SIGKILL): ingest
+    publishes on the other without dropping the publisher, the first frame
+    there flagged DISCONTINUITY (what a subscriber at the new relay sees),
+    and the SRT viewer follows the stream to it (stream.start)."""
+    other = Relay(daemons, redis_server).start()
+    wait_for(lambda: ingest.metric("sluice_ingest_relays_known") == 2, what="two relays known")
+    key = api.create_stream("cam1")["key"]
+    pub = ffmpeg_publish(ingest.url("cam1", key), fixture("h264_aac_20s.ts"))
+    wait_for(lambda: flowing(ingest, "cam1"), what="cam1 live")
+    record = json.loads(redis_server.client().get("sluice:stream:cam1"))
+    first, second = (relay, other) if record["relay"] == relay.addr else (other, relay)
+    out = tmp_path / "watched.ts"
+    view = ffmpeg_view(ingest.url("cam1", key, mode="request"), out)
+    sent = 'sluice_ingest_viewer_bytes_total{stream="cam1"}'
+    wait_for(lambda: ingest.metric(sent) > 200_000, what="the viewer watching")
+    at_second = tmp_path / "second.ts"
+    sub = slpcat("subscribe", "--relay", second.addr, "--stream", "cam1", "--wait", 20,
+                 "--output", at_second, "--frames", 40)
+    first.kill()
+    before = ingest.metric(sent)
+    code, _, err = finish(sub, timeout=30)
+    assert code == 0, err
+    assert "discontinuity at PTS" in err, err
+    assert sorted(ffprobe(at_second)[0]) == ["aac", "h264"]
+    wait_for(lambda: ingest.metric(sent) > before + 200_000, timeout=15,
+             what="the viewer watching at the other relay")
+    assert pub.poll() is None and view.poll() is None             # neither was dropped
+    assert json.loads(redis_server.client().get("sluice:stream:cam1"))["relay"] == second.addr
+    _, err = pub.communicate(timeout=40)
+    assert pub.returncode == 0, err
+    _, err = view.communicate(timeout=30)
+    assert sorted(ffprobe(out)[0]) == ["aac", "h264"], err
