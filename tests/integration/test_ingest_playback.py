@@ -309,3 +309,15 @@ def test_publisher_and_viewer_move_to_another_relay(daemons, api, ingest, relay,
     assert pub.returncode == 0, err
     _, err = view.communicate(timeout=30)
     assert sorted(ffprobe(out)[0]) == ["aac", "h264"], err
+
+
+def test_playback_off_refuses_viewers(daemons, api, relay, redis_server):
+    """playback=false: viewers are refused with 1501, publishers are not."""
+    ing = start_ingest(daemons, api.base, redis_server.url, SLUICE_PLAYBACK="false")
+    key = api.create_stream("cam1")["key"]
+    target = f"127.0.0.1:{ing.srt_port}"
+    assert srtprobe("--streamid", ing.streamid("cam1", key, "request"), target) == \
+        (2, "rejected 1501 unimplemented")
+    assert srtprobe("--streamid", ing.streamid("cam1", key), target) == (0, "accepted")
+    wait_for(lambda: ing.metric('sluice_ingest_rejects_total{code="1501"}') == 1,
+             what="the refusal counted")          # by the loop, after the callback
