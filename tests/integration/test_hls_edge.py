@@ -35,10 +35,11 @@ class Viewer:
 
 
 def node(daemons, redis_server, tmp_path, name, **env):
-    """An origin node: sluice-hls and the discovery that watches its directory."""
+    """An origin node: sluice-hls and the discovery that watches its directory
+    (.discovery)."""
     origin = start_hls(daemons, redis_server, tmp_path, name, **env)
-    daemons("discovery", {"SLUICE_REDIS_URL": redis_server.url, "SLUICE_DIR": str(origin.dir),
-                          "SLUICE_TTL": "4s"})
+    origin.discovery = daemons("discovery", {"SLUICE_REDIS_URL": redis_server.url,
+                                             "SLUICE_DIR": str(origin.dir), "SLUICE_TTL": "4s"})
     return origin
 
 
