@@ -1,9 +1,9 @@
 """sluice-hls when things go wrong: the owner origin killed (kill -9) or
 stopped, the publisher lost or reconnecting, Redis stopped for 30 s (through
-the whole suite, viewers at the edge included). ffmpeg
-publishes over SRT through the real ingest and relay. Every playlist either
-origin serves goes through one hlscheck.Checker, as a viewer behind the edge
-would see them (the edge follows whichever origin discovery names last)."""
+the whole suite, viewers at the edge included). ffmpeg publishes over SRT
+through the real ingest and relay. Every playlist either origin serves goes
+through one hlscheck.Checker, as a viewer behind the edge would see them (the
+edge follows whichever origin discovery names last)."""
 import json
 import re
 import time
