@@ -60,13 +60,16 @@ class Run:
                      "No demo stream" in self.text(), timeout=10, what="the first minute")
             assert "Watch something now." in self.text(), self.text()
 
-    def printed(self, command):
-        """The printed command line that starts with <command>, as a shell
-        would split it when pasted."""
+    def line(self, command):
+        """The printed command line that starts with <command>."""
         for line in self.text().splitlines():
             if line.strip().startswith(command + " "):
-                return shlex.split(line.strip())
+                return line.strip()
         raise AssertionError(f"no {command} command printed:\n{self.text()}")
+
+    def printed(self, command):
+        """That line, as a shell splits it when pasted."""
+        return shlex.split(self.line(command))
 
     def key(self):
         return (self.data / "secrets" / "demo_key").read_text().strip()
@@ -144,7 +147,9 @@ def _check_login(run, ports):
     """The printed curl login, pasted, gives a token that drives the api."""
     argv = run.printed("curl")
     assert argv[-1] == f"http://127.0.0.1:{ports['API']}/v1/auth/login"
-    out = subprocess.run(argv + ["-s", "-f"], capture_output=True, text=True, timeout=30)
+    # pasted into bash as printed (-s -f: quiet, and fail on an HTTP error)
+    out = subprocess.run(["bash", "-c", run.line("curl") + " -s -f"], capture_output=True,
+                         text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     token = json.loads(out.stdout)["token"]
     r = requests.get(f"http://127.0.0.1:{ports['API']}/v1/streams/demo", timeout=10,
@@ -167,8 +172,9 @@ def _publish_and_watch(run, ports):
              what="ingest ready")
     edge = f"http://127.0.0.1:{ports['EDGE']}/live/demo/index.m3u8"
     err = open(run.data / "ffmpeg.err", "wb")
-    ffmpeg = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=err)
+    # pasted into bash as printed (exec: the signal at the end reaches ffmpeg)
+    ffmpeg = subprocess.Popen(["bash", "-c", "exec " + run.line("ffmpeg")],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     started = time.monotonic()
     try:
         def segments():
