@@ -3,6 +3,7 @@ hand where a test must see every frame), real Redis and ffprobe: fan-out,
 the GOP cache, waiting subscribers, refusals, malformed frames and the
 graceful stop. Publisher changes are in test_relay_publisher.py, Redis in
 test_relay_redis.py, slow subscribers in test_relay_slow.py."""
+import re
 import signal
 import time
 
@@ -325,13 +326,19 @@ def test_many_subscribers_get_the_same_stream(relay, redis_server, tmp_path):
     wait_for(lambda: (stream_info(relay, STREAM) or {}).get("subscriber_count") == 100,
              what="100 subscribers")
     pub = publish(relay, STREAM, "ingest-1/7", fixture("h264_aac_10s.ts"), "--rate", "8000000")
-    assert finish(pub)[0] == 0
+    code, _, perr = finish(pub)
+    assert code == 0, perr
+    # how the annotator batches packets into frames follows the pacing, so
+    # the count is the publisher's, not a constant
+    sent = int(re.search(r"sent (\d+) frames \(10 keyframes\)", perr).group(1))
     out, err = load.communicate(timeout=30)
     report = json.loads(out)
     assert report["readers"] == 100 and report["eos"] == 100 and report["errors"] == 0
     assert report["gaps"] == 0
     frames = {r["frames"] for r in report["per_reader"]}
     keyframes = {r["keyframes"] for r in report["per_reader"]}
-    assert frames == {250} and keyframes == {10}          # all but the SDT before the first IDR
+    assert len(frames) == 1 and keyframes == {10}
+    # every frame but what came before the first IDR (the SDT, and so on)
+    assert 0 <= sent - frames.pop() <= 2, (sent, report["per_reader"][0])
     assert len({r["bytes"] for r in report["per_reader"]}) == 1
     assert metric(relay, "sluice_relay_dropped_frames_total") == 0
