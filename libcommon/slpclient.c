@@ -2,12 +2,14 @@
  * and proto/SLP.md. */
 #include "sluice/slpclient.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -97,6 +99,8 @@ static void drain(struct slpclient *l, enum slpclient_end end, unsigned code, co
     l->code = code;
     snprintf(l->text, sizeof(l->text), "%s", text ? text : "");
     l->deadline_ms = clock_mono_ms() + l->o.drain_ms;
+    if (l->o.polled)
+        bufferevent_enable(l->bev, EV_READ);     /* to see the relay close */
     if (evbuffer_get_length(bufferevent_get_output(l->bev)) == 0)
         shut_write(l);
     else
@@ -155,6 +159,8 @@ static void on_frame(struct slpclient *l, const struct slp_frame *f)
     }
     case SLP_ACCEPT:
         l->state = S_OPEN;
+        if (l->o.polled)
+            bufferevent_disable(l->bev, EV_READ);   /* from now on, slpclient_read() */
         l->h->accepted(l->arg);
         return;
     case SLP_PUBLISH:
@@ -352,6 +358,57 @@ struct slpclient *slpclient_start(struct event_base *base, struct evdns_base *dn
 fail:
     slpclient_free(l);
     return NULL;
+}
+
+/* One readv(2) of up to SUB_READ_MAX bytes straight into the input buffer's
+ * free space (evbuffer_read would take 4 KiB at a time). Returns what
+ * read(2) returns. */
+static ssize_t read_into(struct evbuffer *in, evutil_socket_t fd)
+{
+    struct evbuffer_iovec v[2];
+    struct iovec iov[2];
+    evbuffer_unfreeze(in, 0);              /* a bufferevent keeps its input's end frozen */
+    int nv = evbuffer_reserve_space(in, SUB_READ_MAX, v, 2);
+    ssize_t n = -1;
+    if (nv > 0) {
+        for (int i = 0; i < nv; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+        }
+        n = readv(fd, iov, nv);
+        size_t left = n > 0 ? (size_t)n : 0;
+        for (int i = 0; i < nv; i++) {
+            v[i].iov_len = left < v[i].iov_len ? left : v[i].iov_len;
+            left -= v[i].iov_len;
+        }
+        evbuffer_commit_space(in, v, nv);
+    } else {
+        errno = ENOMEM;
+    }
+    evbuffer_freeze(in, 0);
+    return n;
+}
+
+void slpclient_read(struct slpclient *l)
+{
+    if (!l->o.polled || l->state != S_OPEN)
+        return;
+    struct evbuffer *in = bufferevent_get_input(l->bev);
+    evutil_socket_t fd = bufferevent_getfd(l->bev);
+    for (int i = 0; i < 16 && l->state == S_OPEN; i++) {   /* a few reads at most */
+        ssize_t n = read_into(in, fd);
+        if (n > 0) {
+            on_read(l->bev, l);
+            if (n < SUB_READ_MAX)
+                return;
+            continue;
+        }
+        if (n == 0)
+            on_event(l->bev, BEV_EVENT_READING | BEV_EVENT_EOF, l);
+        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            on_event(l->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, l);
+        return;
+    }
 }
 
 size_t slpclient_pending(const struct slpclient *l)

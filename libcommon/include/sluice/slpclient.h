@@ -54,6 +54,12 @@ struct slpclient_options {
     int idle_timeout_ms;           /* nothing from the relay for this long: lost */
     int drain_ms;                  /* how long the last frames may take */
     size_t low_water;              /* writable() at this much output (with a writable) */
+    /* A subscription read by its owner's clock: once ACCEPT came, frames are
+     * read only by slpclient_read(). A daemon with many subscriptions calls
+     * it for each every few tens of milliseconds: one wakeup then reads
+     * every stream's batch of frames, instead of one wakeup per frame per
+     * stream (a relay writes each frame as it comes). */
+    bool polled;
 };
 
 /* Connects to <addr> ("host:port") and sends HELLO and <request> (a PUBLISH
@@ -63,6 +69,10 @@ struct slpclient *slpclient_start(struct event_base *base, struct evdns_base *dn
                                   const char *addr, const struct slp_frame *request,
                                   const struct slpclient_options *o,
                                   const struct slpclient_handler *h, void *arg);
+
+/* Reads and handles what the socket holds (a polled subscription, open);
+ * callbacks run from here, closed() excepted. */
+void slpclient_read(struct slpclient *l);
 
 /* Bytes written and not yet sent. */
 size_t slpclient_pending(const struct slpclient *l);
