@@ -156,6 +156,85 @@ daemon hls "--listen=127.0.0.1:$HLS_PORT" "--admin-listen=127.0.0.1:$HLS_ADMIN_P
 daemon discovery "--dir=$DATA/hls" "--admin-listen=127.0.0.1:$DISCOVERY_ADMIN_PORT"
 daemon edge "--listen=127.0.0.1:$EDGE_PORT" "--admin-listen=127.0.0.1:$EDGE_ADMIN_PORT"
 
+# The stream "demo", so that a newcomer watches video within a minute: made
+# through the api the first time, its key (shown once) kept in
+# $DATA/secrets/demo_key; a key that is lost, or no longer the stream's (it
+# was rotated through the api), is replaced by rotating it. Sets DEMO_KEY.
+DEMO_KEY=""
+API_URL=http://127.0.0.1:$API_PORT
+ADMIN_PW=${SLUICE_ADMIN_PASSWORD:-$(cat "${SLUICE_ADMIN_PASSWORD_FILE:-/dev/null}")}
+TOKEN=""
+
+# api <method> <path> [json]: sets REPLY (the body) and STATUS (000: no answer).
+api() {
+    set -- -sS -m 10 -X "$1" -w '\n%{http_code}' "$API_URL$2" ${3:+--json "$3"} \
+        ${TOKEN:+-H "Authorization: Bearer $TOKEN"}
+    REPLY=$(curl "$@" 2>/dev/null) || true
+    STATUS=${REPLY##*$'\n'}
+    REPLY=${REPLY%$'\n'*}
+    [ -n "$STATUS" ] || STATUS=000
+}
+
+# The value of the string field <name> in the JSON on stdin.
+json_str() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+
+# Whether key <1> still publishes demo, asked as ingest asks; yes when that
+# cannot be told.
+demo_key_works() {
+    itok=${SLUICE_INTERNAL_TOKEN:-$(cat "${SLUICE_INTERNAL_TOKEN_FILE:-/dev/null}")}
+    answer=$(curl -sS -m 10 -H "Authorization: Bearer $itok" \
+        --json "{\"protocol\":\"srt\",\"action\":\"publish\",\"stream\":\"demo\",\"key\":\"$1\"}" \
+        "$API_URL/internal/v1/authorize" 2>/dev/null) || return 0
+    case $answer in *'"reason":"bad_key"'*) return 1 ;; esac
+}
+
+keep_demo_key() {
+    [ -n "$1" ] || { say "the api gave no key for demo"; return 1; }
+    DEMO_KEY=$1
+    (umask 077; printf '%s\n' "$DEMO_KEY" >"$DATA/secrets/demo_key.new") &&
+        mv "$DATA/secrets/demo_key.new" "$DATA/secrets/demo_key"
+}
+
+api_login() {
+    i=0
+    while :; do     # the api answers 503 until it has reached PostgreSQL
+        api POST /v1/auth/login \
+            "{\"username\":\"$SLUICE_ADMIN_USER\",\"password\":\"$ADMIN_PW\"}"
+        case $STATUS in
+            200) break ;;
+            000|503) ;;
+            *) say "could not log in as $SLUICE_ADMIN_USER ($STATUS): $REPLY"; return 1 ;;
+        esac
+        i=$((i + 1)); [ $i -lt 120 ] || { say "the api did not answer"; return 1; }
+        sleep 0.5
+    done
+    TOKEN=$(printf '%s' "$REPLY" | json_str token)
+}
+
+ensure_demo() {
+    api_login || return 1
+    kept=$(cat "$DATA/secrets/demo_key" 2>/dev/null || true)
+    api GET /v1/streams/demo
+    if [ "$STATUS" = 404 ]; then
+        api POST /v1/streams '{"name":"demo","title":"Demo"}'
+        [ "$STATUS" = 201 ] || { say "could not create the stream demo ($STATUS): $REPLY"; return 1; }
+        keep_demo_key "$(printf '%s' "$REPLY" | json_str key)" || return 1
+        say "created the stream demo; its key is kept in $DATA/secrets/demo_key"
+    elif [ "$STATUS" != 200 ]; then
+        say "could not look up the stream demo ($STATUS): $REPLY"; return 1
+    elif [ -n "$kept" ] && demo_key_works "$kept"; then
+        DEMO_KEY=$kept
+    else
+        api POST /v1/streams/demo/key
+        [ "$STATUS" = 200 ] || { say "could not rotate the key of demo ($STATUS): $REPLY"; return 1; }
+        keep_demo_key "$(printf '%s' "$REPLY" | json_str key)" || return 1
+        say "the key of demo was lost or replaced: rotated it, kept in $DATA/secrets/demo_key"
+    fi
+    case $REPLY in *'"disabled":true'*) say "note: the stream demo is disabled (PATCH it)" ;; esac
+}
+
+case " $STARTED " in *" api "*) ensure_demo || true; TOKEN="" ;; esac
+
 cat <<EOF
 
 Sluice is running (Ctrl-C stops everything).
@@ -166,25 +245,37 @@ Sluice is running (Ctrl-C stops everything).
 EOF
 for name in $STARTED; do
     case $name in
-        api)   echo "  api         http://127.0.0.1:$API_PORT      admin http://127.0.0.1:$API_ADMIN_PORT/metrics"
-               pw=${SLUICE_ADMIN_PASSWORD:-$(cat "${SLUICE_ADMIN_PASSWORD_FILE:-/dev/null}")}
-               echo "              log in as $SLUICE_ADMIN_USER / $pw:"
-               echo "              curl --json '{\"username\":\"$SLUICE_ADMIN_USER\",\"password\":\"$pw\"}' http://127.0.0.1:$API_PORT/v1/auth/login" ;;
+        api)   echo "  api         http://127.0.0.1:$API_PORT      admin http://127.0.0.1:$API_ADMIN_PORT/metrics" ;;
         relay) echo "  relay       slp://127.0.0.1:$RELAY_PORT       admin http://127.0.0.1:$RELAY_ADMIN_PORT/metrics" ;;
-        ingest) echo "  ingest      srt://127.0.0.1:$INGEST_SRT_PORT     admin http://127.0.0.1:$INGEST_ADMIN_PORT/metrics"
-               echo "              make a stream (its key is shown once), then publish it:"
-               echo "              curl -H \"Authorization: Bearer \$TOKEN\" --json '{\"name\":\"cam1\"}' http://127.0.0.1:$API_PORT/v1/streams"
-               echo "              ffmpeg -re -i in.ts -c copy -f mpegts 'srt://127.0.0.1:$INGEST_SRT_PORT?streamid=#!::r=cam1,s=<key>,m=publish'"
-               echo "              srtprobe 'srt://127.0.0.1:$INGEST_SRT_PORT?streamid=#!::r=cam1,s=<key>,m=publish'   (says why a publisher is refused)" ;;
+        ingest) echo "  ingest      srt://127.0.0.1:$INGEST_SRT_PORT     admin http://127.0.0.1:$INGEST_ADMIN_PORT/metrics" ;;
         hls)   echo "  hls         http://127.0.0.1:$HLS_PORT      admin http://127.0.0.1:$HLS_ADMIN_PORT/metrics"
                echo "              packaging into $DATA/hls (origin: /live/<stream>/index.m3u8)" ;;
         discovery)
                echo "  discovery   watching $DATA/hls        admin http://127.0.0.1:$DISCOVERY_ADMIN_PORT/metrics" ;;
-        edge)  echo "  edge        http://127.0.0.1:$EDGE_PORT      admin http://127.0.0.1:$EDGE_ADMIN_PORT/metrics"
-               echo "              watch: http://127.0.0.1:$EDGE_PORT/live/<stream>/index.m3u8" ;;
+        edge)  echo "  edge        http://127.0.0.1:$EDGE_PORT      admin http://127.0.0.1:$EDGE_ADMIN_PORT/metrics" ;;
     esac
 done
+
+# The first minute: what to paste, in order. The SRT URL goes in single
+# quotes, where # and ! are themselves (in double quotes an interactive bash
+# expands !:); a key is base64url, which needs no quoting.
+SRT_URL="srt://127.0.0.1:$INGEST_SRT_PORT?streamid=#!::r=demo,s=$DEMO_KEY,m=publish"
+EDGE_URL="http://127.0.0.1:$EDGE_PORT/live/demo/index.m3u8"
 echo
+if [ -n "$DEMO_KEY" ]; then
+    echo "Watch something now. The stream \"demo\" is ready (its key: $DATA/secrets/demo_key)."
+    echo "  1. Publish a test pattern with a tone to it over SRT (leave it running):"
+    echo "     ffmpeg -hide_banner -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 -c:v libx264 -preset veryfast -tune zerolatency -pix_fmt yuv420p -g 60 -b:v 2500k -c:a aac -b:a 128k -f mpegts '$SRT_URL'"
+    echo "  2. A few seconds later, watch it from the edge:"
+    echo "     ffplay $EDGE_URL"
+    echo "     or open that URL in VLC (Media > Open Network Stream), Safari, or a page"
+    echo "     with hls.js in other browsers (the edge sends CORS headers)."
+    echo "  3. Log in to the API as $SLUICE_ADMIN_USER; the reply's token goes in \"Authorization: Bearer <token>\":"
+    echo "     curl --json '{\"username\":\"$SLUICE_ADMIN_USER\",\"password\":\"$ADMIN_PW\"}' $API_URL/v1/auth/login"
+    echo "  RTMP ingest is not built yet: publish over SRT (README.md, docs/ingest.md)."
+else
+    echo "No demo stream: the api is not running or did not answer (see above)."
+fi
 
 # Wait for Ctrl-C (the trap stops everything) or for anything we started to
 # exit on its own (then stop the rest: a half-running suite only misleads).

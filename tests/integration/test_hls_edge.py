@@ -5,13 +5,14 @@ the new owner (through its node's discovery) and the viewer's playlist stays
 legal across the switch.
 
 ffmpeg publishes over SRT through the real ingest."""
+import subprocess
 import time
 
 import requests
 
 from api_fixtures import api_factory  # noqa: F401 (a fixture)
 from hlsrun import SrtPublisher, Watcher, start_hls, start_ingest, start_relay
-from media import ffprobe, fixture
+from media import decode_errors, ffprobe, fixture
 from test_edge import start_edge
 
 TTL, TARGET = 3.0, 2.0
@@ -34,30 +35,66 @@ class Viewer:
 
 
 def node(daemons, redis_server, tmp_path, name, **env):
-    """An origin node: sluice-hls and the discovery that watches its directory."""
+    """An origin node: sluice-hls and the discovery that watches its directory
+    (.discovery)."""
     origin = start_hls(daemons, redis_server, tmp_path, name, **env)
-    daemons("discovery", {"SLUICE_REDIS_URL": redis_server.url, "SLUICE_DIR": str(origin.dir),
-                          "SLUICE_TTL": "4s"})
+    origin.discovery = daemons("discovery", {"SLUICE_REDIS_URL": redis_server.url,
+                                             "SLUICE_DIR": str(origin.dir), "SLUICE_TTL": "4s"})
     return origin
 
 
 def test_viewer_through_the_edge(daemons, redis_server, api_factory, tmp_path):  # noqa: F811
+    """ffmpeg publishes 20 s over SRT; ffprobe reads the live stream from the
+    edge, and ffmpeg, joining at the first segment, reads it to the end (both
+    tracks, decoded, the whole 20 s); every playlist the edge served passes
+    hlscheck; the edge's metrics count what happened."""
     start_relay(daemons, redis_server)
     stack = start_ingest(daemons, api_factory, redis_server)
     node(daemons, redis_server, tmp_path, "a", SLUICE_END_GRACE="2s")
     edge = start_edge(daemons, redis_server)
+    url = edge.url("/live/demo/index.m3u8")
+    copy = tmp_path / "viewer.ts"
     with Watcher([Viewer(edge)], "demo") as watch:
-        pub = SrtPublisher(stack, "demo", fixture("h264_aac_10s.ts"))
+        pub = SrtPublisher(stack, "demo", fixture("h264_aac_20s.ts"))
+        watch.wait_for(lambda pl: len(pl.segments) >= 1, 20, "the first segment at the edge")
+        # a viewer that reads from the first segment to EXT-X-ENDLIST, decoding
+        # everything (-f null) and keeping a copy of what it read
+        viewer = subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-v", "error", "-live_start_index", "0", "-i", url,
+             "-map", "0", "-c", "copy", "-f", "mpegts", str(copy), "-map", "0", "-f", "null", "-"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         watch.wait_for(lambda pl: len(pl.segments) >= 2, 20, "two segments at the edge")
-        codecs, _ = ffprobe(edge.url("/live/demo/index.m3u8"))
+        codecs, _ = ffprobe(url)
         assert sorted(codecs) == ["aac", "h264"]
-        assert pub.wait(timeout=30)[0] == 0
+        # ffprobe and ffmpeg (one User-Agent, Lavf) and the watcher (requests)
+        assert edge.metric("sluice_edge_viewers", stream="demo") == 2
+        rc, err = pub.wait(timeout=40)
+        assert rc == 0, err
         watch.wait_for(lambda pl: pl.ended, 15, "EXT-X-ENDLIST at the edge")
-    codecs, duration = ffprobe(edge.url("/live/demo/index.m3u8"))
-    assert sorted(codecs) == ["aac", "h264"] and abs(duration - 10.0) < 0.3
+        _, err = viewer.communicate(timeout=30)
+        assert viewer.returncode == 0 and err.decode().strip() == "", err.decode()[-3000:]
+    # what the viewer read: both tracks, the whole 20 s, decodable
+    codecs, duration = ffprobe(copy)
+    assert sorted(codecs) == ["aac", "h264"] and abs(duration - 20.0) < 0.5, duration
+    assert decode_errors(copy) == []
+    # every segment was listed, once, in order; the ended playlist keeps the last six
+    segs = sorted(watch.checker.segments)
+    assert len(segs) == 10 and segs == list(range(segs[0], segs[0] + 10))
+    codecs, duration = ffprobe(url)
+    assert sorted(codecs) == ["aac", "h264"] and abs(duration - 12.0) < 0.3
     seg = watch.last().segments[-1]
     r = edge.get(f"/live/demo/{seg.uri}")
     assert r.status_code == 200 and r.headers["Cache-Control"].endswith("immutable")
+    # the metrics of the issue, as the viewers made them
+    m = edge.daemon.metrics()
+    ok = m['sluice_http_requests_total{server="edge",route="live",status="200"}']
+    assert ok >= watch.checker.playlists + 10
+    assert m['sluice_edge_cache_requests_total{result="hit"}'] >= 10      # segments read twice
+    fetched = m['sluice_edge_origin_fetches_total{result="ok"}']
+    assert fetched >= 10 + 1 and m['sluice_edge_cache_requests_total{result="miss"}'] >= fetched
+    assert m["sluice_edge_origin_fetch_seconds_count"] == sum(
+        v for k, v in m.items() if k.startswith("sluice_edge_origin_fetches_total{"))
+    assert m['sluice_edge_bytes_out_total{kind="live"}'] >= copy.stat().st_size
 
 
 def test_edge_follows_the_new_owner(daemons, redis_server, api_factory,  # noqa: F811

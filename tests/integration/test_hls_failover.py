@@ -1,8 +1,9 @@
 """sluice-hls when things go wrong: the owner origin killed (kill -9) or
-stopped, the publisher lost or reconnecting, Redis stopped for 30 s. ffmpeg
-publishes over SRT through the real ingest and relay. Every playlist either
-origin serves goes through one hlscheck.Checker, as a viewer behind the edge
-would see them (the edge follows whichever origin discovery names last)."""
+stopped, the publisher lost or reconnecting, Redis stopped for 30 s (through
+the whole suite, viewers at the edge included). ffmpeg publishes over SRT
+through the real ingest and relay. Every playlist either origin serves goes
+through one hlscheck.Checker, as a viewer behind the edge would see them (the
+edge follows whichever origin discovery names last)."""
 import json
 import re
 import time
@@ -13,6 +14,8 @@ from api_fixtures import api_factory  # noqa: F401 (a fixture)
 from conftest import wait_for
 from hlsrun import SrtPublisher, Watcher, start_hls, start_ingest, start_relay
 from media import ffprobe, fixture
+from test_edge import start_edge
+from test_hls_edge import Viewer, node
 
 TTL = 3.0          # HLS_FAST lease TTL
 TARGET = 2.0
@@ -130,39 +133,62 @@ def test_publisher_back_within_the_grace(daemons, redis_server, api_factory,  # 
 
 
 def test_redis_down_for_30s(daemons, redis_server, api_factory, tmp_path):  # noqa: F811
-    """Redis stopped for 30 s during a stream: the playlist keeps advancing;
-    when Redis comes back (empty: no persistence) the lease and the state are
-    written again."""
-    start_relay(daemons, redis_server)
+    """Redis stopped for 30 s during a stream, through the whole suite (ingest,
+    relay, hls, discovery, edge): the playlist keeps advancing at the origin
+    and at the edge, where viewers keep getting the stream (the edge's route
+    memory, not Redis); when Redis comes back (empty: no persistence) the
+    stream record, the leases, the state and the origin map are written again
+    and every daemon is ready again."""
+    relay = start_relay(daemons, redis_server)
     stack = start_ingest(daemons, api_factory, redis_server)
-    origin = start_hls(daemons, redis_server, tmp_path)
+    origin = node(daemons, redis_server, tmp_path, "a")
+    edge = start_edge(daemons, redis_server)
     pub = SrtPublisher(stack, "demo", fixture("h264_aac_10s.ts"), loop=True)
-    with Watcher([origin], "demo") as watch:
+    url = edge.url("/live/demo/index.m3u8")
+    with Watcher([origin], "demo") as watch, Watcher([Viewer(edge)], "demo") as viewer:
         watch.wait_for(lambda pl: len(pl.segments) >= 2, 30, "two segments")
+        viewer.wait_for(lambda pl: len(pl.segments) >= 2, 30, "two segments at the edge")
         redis_server.stop()
         down = time.monotonic()
-        progress = []
+        progress, at_edge = [], []
         while time.monotonic() - down < 30:
             time.sleep(5)
             watch.raise_error()
+            viewer.raise_error()
             progress.append(watch.last().last)
+            at_edge.append(viewer.last().last)
+            # a viewer gets the newest segment through the edge, both tracks
+            r = edge.get(f"/live/demo/{viewer.last().segments[-1].uri}")
+            assert r.status_code == 200 and len(r.content) > 0
+        codecs, _ = ffprobe(url)
+        assert sorted(codecs) == ["aac", "h264"]
         assert all(b > a for a, b in zip(progress, progress[1:])), progress
+        assert all(b > a for a, b in zip(at_edge, at_edge[1:])), at_edge
         assert progress[-1] - progress[0] >= 10       # 25 s of 2 s segments, give or take
-        assert not origin.daemon.ready()
+        assert at_edge[-1] - at_edge[0] >= 10
+        assert not origin.daemon.ready() and not edge.daemon.ready()
         redis_server.start()
         client = redis_server.client()
         wait_for(lambda: (client.get("sluice:lease:hls:demo") or "").startswith("hls-a/"),
                  timeout=10, what="the lease taken again")
         wait_for(lambda: client.get("sluice:hls:demo"), timeout=10, what="the state again")
-        wait_for(origin.daemon.ready, timeout=10, what="ready again")
+        wait_for(lambda: client.get("sluice:origin:demo"), timeout=10, what="the origin map")
+        wait_for(lambda: client.get("sluice:stream:demo"), timeout=10, what="the stream record")
+        wait_for(lambda: client.get("sluice:lease:publish:demo"), timeout=10,
+                 what="the publish lease")
+        for d in (origin.daemon, edge.daemon, origin.discovery, relay, stack.ingest.daemon):
+            wait_for(d.ready, timeout=10, what=f"{d.name} ready again")
         n = watch.last().last
         watch.wait_for(lambda pl: pl.last >= n + 2, 10, "segments after Redis is back")
+        viewer.wait_for(lambda pl: pl.last >= n + 2, 10, "segments at the edge after")
         state = json.loads(client.get("sluice:hls:demo"))
         assert state["media_sequence"] >= n and state["epoch"] == 1
-    # one owner throughout, one timeline
-    assert {epoch_of(s) for s in watch.checker.segments.values()} == {1}
-    assert not any(s.discontinuity for s in watch.checker.segments.values())
+    # one owner throughout, one timeline, at the origin and at the edge
+    for w in (watch, viewer):
+        assert {epoch_of(s) for s in w.checker.segments.values()} == {1}
+        assert not any(s.discontinuity for s in w.checker.segments.values())
     assert origin.metric('sluice_hls_state_writes_total{result="error"}') >= 10
+    assert edge.metric("sluice_edge_route_lookups_total", result="remembered") > 0
     pub.stop()
 
 

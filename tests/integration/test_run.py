@@ -1,110 +1,236 @@
 """`make run` as a newcomer uses it: the script starts Redis, PostgreSQL and
-every built daemon, prints where things are, serves, and on Ctrl-C stops
-everything and leaves no process behind. Ports and the data directory are
-moved so that this runs beside anything else on the machine."""
+every built daemon, makes sure the stream "demo" exists, prints what to paste
+(the ffmpeg command that publishes a test pattern to demo over SRT, the edge
+URL to watch, the admin login), serves, and on Ctrl-C stops everything and
+leaves no process behind. The test pastes what it prints: it runs the printed
+ffmpeg command and curl login, and ffprobes the printed edge URL. Ports and
+the data directory are moved so that this runs beside anything else on the
+machine."""
+import json
 import os
 import pathlib
+import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
+import time
 
+import pytest
 import requests
 
 from conftest import ROOT, free_port, port_open, wait_for
+from media import ffprobe
+
+RELEASE = ROOT / "build" / "release" / "bin"
+PORTS = ("REDIS", "PG", "API", "API_ADMIN", "RELAY", "RELAY_ADMIN", "INGEST_SRT",
+         "INGEST_ADMIN", "HLS", "HLS_ADMIN", "DISCOVERY_ADMIN", "EDGE", "EDGE_ADMIN")
 
 
-def test_make_run_starts_and_ctrl_c_stops_everything():
-    data = pathlib.Path(tempfile.mkdtemp(prefix="sluice-run-test-"))
-    ports = {name: free_port() for name in
-             ("REDIS", "PG", "API", "API_ADMIN", "RELAY", "RELAY_ADMIN", "INGEST_SRT",
-              "INGEST_ADMIN", "HLS", "HLS_ADMIN", "DISCOVERY_ADMIN", "EDGE", "EDGE_ADMIN")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-    env.update({f"SLUICE_RUN_{k}_PORT": str(v) for k, v in ports.items()})
-    env["SLUICE_RUN_DATA"] = str(data)
-    log = data / "run.out"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(ROOT / "scripts" / "run.sh")], stdout=out,
-                                stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-    try:
-        wait_for(lambda: "Sluice is running" in log.read_text(), timeout=60,
+def built(name):
+    return (RELEASE / name).exists()
+
+
+class Run:
+    """One scripts/run.sh on <ports> with its data in <data>, its output in
+    <data>/run-<n>.out."""
+
+    def __init__(self, data, ports, n=1):
+        self.data = data
+        self.ports = ports
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+        env.update({f"SLUICE_RUN_{k}_PORT": str(v) for k, v in ports.items()})
+        env["SLUICE_RUN_DATA"] = str(data)
+        self.log = data / f"run-{n}.out"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen([str(ROOT / "scripts" / "run.sh")], stdout=out,
+                                         stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+
+    def text(self):
+        return self.log.read_text()
+
+    def wait_up(self):
+        """Until the listing is printed, and the first-minute block after it."""
+        wait_for(lambda: "Sluice is running" in self.text(), timeout=90,
                  what="make run to come up")
-        text = log.read_text()
+        if built("sluice-api"):
+            wait_for(lambda: "Watch something now." in self.text() or
+                     "No demo stream" in self.text(), timeout=10, what="the first minute")
+            assert "Watch something now." in self.text(), self.text()
+
+    def line(self, command):
+        """The printed command line that starts with <command>."""
+        for line in self.text().splitlines():
+            if line.strip().startswith(command + " "):
+                return line.strip()
+        raise AssertionError(f"no {command} command printed:\n{self.text()}")
+
+    def printed(self, command):
+        """That line, as a shell splits it when pasted."""
+        return shlex.split(self.line(command))
+
+    def key(self):
+        return (self.data / "secrets" / "demo_key").read_text().strip()
+
+    def ctrl_c(self):
+        os.killpg(self.proc.pid, signal.SIGINT)          # what Ctrl-C does
+        assert self.proc.wait(timeout=30) == 0, self.text()
+        assert "sluice run: stopped" in self.text()
+        for name, port in self.ports.items():
+            assert not port_open(port), f"{name} still listening on {port}"
+        leftover = subprocess.run(["pgrep", "-f", str(self.data)], capture_output=True,
+                                  text=True)
+        assert leftover.stdout == "", f"processes left: {leftover.stdout}"
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            # The daemons run in sessions of their own: only run.sh can stop
+            # them, so ask it (its trap stops everything) before forcing.
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def run_data():
+    data = pathlib.Path(tempfile.mkdtemp(prefix="sluice-run-test-"))
+    yield data, {name: free_port() for name in PORTS}
+    pg_dir = pathlib.Path("/var/tmp") / f"sluice-run-{_cksum(str(data))}"
+    shutil.rmtree(pg_dir, ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def test_make_run_first_minute_and_ctrl_c_stops_everything(run_data):
+    data, ports = run_data
+    run = Run(data, ports)
+    try:
+        run.wait_up()
+        text = run.text()
         assert f"redis://127.0.0.1:{ports['REDIS']}" in text
         assert f"127.0.0.1:{ports['PG']}/sluice" in text
-        if (ROOT / "build" / "release" / "bin" / "sluice-api").exists():
-            # the printed login works
-            password = (data / "secrets" / "admin_password").read_text()
-            # the listing goes on after "Sluice is running", among daemon logs
-            wait_for(lambda: password in log.read_text(), timeout=10, what="the login")
-            url = f"http://127.0.0.1:{ports['API']}/v1/auth/login"
-            r = wait_for(lambda: _login(url, password), timeout=20, what="api login")
-            assert r.status_code == 200 and r.json()["token"]
-        if (ROOT / "build" / "release" / "bin" / "sluice-relay").exists():
+        if built("sluice-api"):
+            _check_login(run, ports)
+        if built("sluice-relay"):
             # the relay is up on its printed port, and ready on the suite's Redis
-            wait_for(lambda: f"slp://127.0.0.1:{ports['RELAY']}" in log.read_text(), timeout=10,
-                     what="the relay's line")
+            assert f"slp://127.0.0.1:{ports['RELAY']}" in text
             ready = f"http://127.0.0.1:{ports['RELAY_ADMIN']}/readyz"
             wait_for(lambda: (_get(ready) or requests.Response()).status_code == 200,
                      timeout=20, what="relay /readyz")
             assert port_open(ports["RELAY"])
-        if (ROOT / "build" / "release" / "bin" / "sluice-edge").exists():
-            # the edge answers viewers (no stream yet) and discovery watches .run/hls
-            wait_for(lambda: f"127.0.0.1:{ports['EDGE']}/live/<stream>/index.m3u8"
-                     in log.read_text(), timeout=10, what="the edge's line")
+        if built("sluice-edge"):
+            # the edge answers viewers (demo is not live yet); discovery watches .run/hls
             edge = f"http://127.0.0.1:{ports['EDGE']}/live/demo/index.m3u8"
+            assert run.printed("ffplay") == ["ffplay", edge]
             wait_for(lambda: _get(edge) is not None, timeout=20, what="edge")
             r = _get(edge)
             assert r.status_code == 404 and r.json()["error"] == "not_found"
             assert (data / "hls").is_dir()
             assert _get(f"http://127.0.0.1:{ports['DISCOVERY_ADMIN']}/healthz").status_code == 200
-        if (ROOT / "build" / "release" / "bin" / "sluice-ingest").exists():
-            # ingest is up with the api's table; the printed publish command names its port
-            wait_for(lambda: f"srt://127.0.0.1:{ports['INGEST_SRT']}?streamid=#!::r=cam1,s=<key>"
-                     in log.read_text(), timeout=10, what="the ingest's line")
-            ready = f"http://127.0.0.1:{ports['INGEST_ADMIN']}/readyz"
-            wait_for(lambda: _get(ready) is not None, timeout=20, what="ingest")
-            r = wait_for(lambda: (x := _get(ready)) is not None and
-                         x.json()["checks"]["authtable"] == "ok" and x, timeout=20,
-                         what="ingest's authorization table")
-            assert r.json()["checks"]["redis"] == "ok"
-        if (ROOT / "build" / "release" / "bin" / "sluice-hls").exists():
+        if built("sluice-hls"):
             # the origin writes the directory discovery watches, and names itself
             origin = data / "hls" / "origin.json"
             wait_for(origin.exists, timeout=20, what="origin.json in .run/hls")
             assert f"127.0.0.1:{ports['HLS']}" in origin.read_text()
-            hls = f"http://127.0.0.1:{ports['HLS']}/live/demo/index.m3u8"
-            wait_for(lambda: _get(hls) is not None, timeout=10, what="hls")
-            assert _get(hls).status_code == 404
             assert _get(f"http://127.0.0.1:{ports['HLS_ADMIN']}/healthz").status_code == 200
-        os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C does
-        assert proc.wait(timeout=30) == 0, log.read_text()
-        assert "sluice run: stopped" in log.read_text()
-        for name, port in ports.items():
-            assert not port_open(port), f"{name} still listening on {port}"
-        leftover = subprocess.run(["pgrep", "-f", str(data)], capture_output=True, text=True)
-        assert leftover.stdout == "", f"processes left: {leftover.stdout}"
+        if all(built(f"sluice-{d}") for d in ("ingest", "hls", "discovery", "edge")):
+            _publish_and_watch(run, ports)
+        run.ctrl_c()
     finally:
-        if proc.poll() is None:
-            # The daemons run in sessions of their own: only run.sh can stop
-            # them, so ask it (its trap stops everything) before forcing.
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        pg_dir = pathlib.Path("/var/tmp") / f"sluice-run-{_cksum(str(data))}"
-        shutil.rmtree(pg_dir, ignore_errors=True)
-        shutil.rmtree(data, ignore_errors=True)
+        run.cleanup()
 
 
-def _login(url, password):
+def _check_login(run, ports):
+    """The printed curl login, pasted, gives a token that drives the api."""
+    argv = run.printed("curl")
+    assert argv[-1] == f"http://127.0.0.1:{ports['API']}/v1/auth/login"
+    # pasted into bash as printed (-s -f: quiet, and fail on an HTTP error)
+    out = subprocess.run(["bash", "-c", run.line("curl") + " -s -f"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    token = json.loads(out.stdout)["token"]
+    r = requests.get(f"http://127.0.0.1:{ports['API']}/v1/streams/demo", timeout=10,
+                     headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json()["name"] == "demo"
+    key = run.data / "secrets" / "demo_key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert run.key().startswith("sk_")
+
+
+def _publish_and_watch(run, ports):
+    """The printed ffmpeg command, pasted, publishes demo; the printed edge URL
+    plays it with both tracks."""
+    argv = run.printed("ffmpeg")
+    assert argv[-1] == (f"srt://127.0.0.1:{ports['INGEST_SRT']}?streamid="
+                        f"#!::r=demo,s={run.key()},m=publish")
+    # readiness: ingest knows the stream (its table is loaded from the api)
+    ready = f"http://127.0.0.1:{ports['INGEST_ADMIN']}/readyz"
+    wait_for(lambda: (x := _get(ready)) is not None and x.status_code == 200, timeout=20,
+             what="ingest ready")
+    edge = f"http://127.0.0.1:{ports['EDGE']}/live/demo/index.m3u8"
+    err = open(run.data / "ffmpeg.err", "wb")
+    # pasted into bash as printed (exec: the signal at the end reaches ffmpeg)
+    ffmpeg = subprocess.Popen(["bash", "-c", "exec " + run.line("ffmpeg")],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    started = time.monotonic()
     try:
-        r = requests.post(url, json={"username": "admin", "password": password}, timeout=5)
-        return r if r.status_code != 503 else None
-    except requests.RequestException:
-        return None
+        def segments():
+            assert ffmpeg.poll() is None, (run.data / "ffmpeg.err").read_text()[-2000:]
+            r = _get(edge)
+            return r is not None and r.status_code == 200 and r.text.count("#EXTINF") >= 3
+        wait_for(segments, timeout=60, interval=0.5, what="three segments of demo at the edge")
+        # the newcomer has watched for about ten seconds by now
+        time.sleep(max(0.0, 10.0 - (time.monotonic() - started)))
+        codecs, _ = ffprobe(edge)
+        assert sorted(codecs) == ["aac", "h264"]
+        assert ffmpeg.poll() is None, "the publisher was cut off"
+    finally:
+        if ffmpeg.poll() is None:
+            ffmpeg.send_signal(signal.SIGINT)
+        ffmpeg.wait(timeout=15)
+        err.close()
+
+
+def test_make_run_keeps_the_demo_key_across_restarts(run_data):
+    """The key is shown once by the api, so run.sh keeps it; a lost key file
+    is replaced by rotating the key (the old one stops working)."""
+    if not built("sluice-api"):
+        pytest.skip("sluice-api is not built")
+    data, ports = run_data
+    keys = []
+    for n in (1, 2, 3):
+        if n == 3:
+            (data / "secrets" / "demo_key").unlink()
+        run = Run(data, ports, n)
+        try:
+            run.wait_up()
+            keys.append(run.key())
+            assert f"s={keys[-1]},m=publish'" in run.text()
+            if n == 3:
+                assert "rotated it" in run.text()
+                assert _authorize(data, ports, keys[0]) == "bad_key"
+                assert _authorize(data, ports, keys[2]) is True
+            run.ctrl_c()
+        finally:
+            run.cleanup()
+    assert keys[0] == keys[1] != keys[2]
+    assert "created the stream demo" in (data / "run-1.out").read_text()
+    again = (data / "run-2.out").read_text()
+    assert "sluice run: created" not in again and "rotated it" not in again
+
+
+def _authorize(data, ports, key):
+    """What the api tells ingest about publishing demo with <key>."""
+    token = (data / "secrets" / "internal_token").read_text().strip()
+    r = requests.post(f"http://127.0.0.1:{ports['API']}/internal/v1/authorize", timeout=10,
+                      headers={"Authorization": f"Bearer {token}"},
+                      json={"protocol": "srt", "action": "publish", "stream": "demo",
+                            "key": key})
+    body = r.json()
+    return True if body["allow"] else body["reason"]
 
 
 def _get(url):
