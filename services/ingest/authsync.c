@@ -11,6 +11,8 @@
 #include "authtable.h"
 #include "gate.h"
 #include "ingest.h"
+#include "relays.h"
+#include "viewer.h"
 #include "sluice/clock.h"
 #include "sluice/daemon.h"
 #include "sluice/httpc.h"
@@ -74,6 +76,7 @@ static void install(struct authsync *a, struct authtable *loaded, size_t skipped
         log_warn("auth: %zu entries of the authtable break the contract and were skipped",
                  skipped);
     gate_set_table(ing->gate, t);
+    ingest_recheck(ing);             /* events missed meanwhile may revoke some */
     a->loaded = true;
     a->retry_ms = RETRY_MIN_MS;
     snprintf(a->status, sizeof(a->status), "ok");
@@ -150,6 +153,18 @@ static const char *kind_name(enum auth_event_kind k)
     return names[k];
 }
 
+/* stream.start: a relay has the stream now; viewers waiting for it, or
+ * watching it on another relay, go there. */
+static void started(struct ingest *ing, const json_t *doc)
+{
+    const char *type = NULL, *stream = NULL;
+    struct relay_choice where;
+    if (json_get_str(doc, "type", &type) == 0 && strcmp(type, "stream.start") == 0 &&
+        json_get_str(doc, "stream", &stream) == 0 && stream_name_valid(stream) &&
+        stream_location_parse(doc, &where) == 0)
+        viewer_stream_started(ing, stream, where.addr, where.id);
+}
+
 static void on_message(const char *channel, const char *msg, size_t len, void *arg)
 {
     (void)channel;
@@ -161,6 +176,8 @@ static void on_message(const char *channel, const char *msg, size_t len, void *a
     struct auth_event ev;
     enum auth_event_result r = doc ? authtable_apply_event(gate_table(ing->gate), doc, &t, &ev)
                                    : AE_BAD;
+    if (r == AE_IGNORED)
+        started(ing, doc);
     json_decref(doc);
     switch (r) {
     case AE_APPLIED: {
@@ -168,12 +185,9 @@ static void on_message(const char *channel, const char *msg, size_t len, void *a
         ingest_count(ing, IM_EVENTS, "applied", 1);
         log_info("auth: %s %s (version %lld)", kind_name(ev.kind), ev.stream,
                  (long long)ev.version);
-        const struct auth_entry *e = authtable_find(gate_table(ing->gate), ev.stream);
-        if (ev.kind == AEK_KEY_ROTATED || ev.kind == AEK_DELETED)
-            ingest_revoke(ing, ev.stream, ev.kind == AEK_DELETED ? "the stream was deleted"
-                                                                : "the stream key changed");
-        else if (ev.kind == AEK_UPDATED && e != NULL && e->disabled)
-            ingest_revoke(ing, ev.stream, "the stream was disabled");
+        /* a new key, a deletion, disabling, a new passphrase: the stream's
+         * connections that the new entry no longer admits go */
+        ingest_recheck(ing);
         return;
     }
     case AE_STALE:

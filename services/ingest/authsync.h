@@ -7,8 +7,10 @@
  *  - until a first load succeeds there is no table, and the gate refuses every
  *    handshake with 1503 (fail closed); /readyz says why. A later load that
  *    fails keeps the table in use and tries again.
- * A key rotation, a deletion, or a stream becoming disabled disconnects its
- * live publisher (ingest_revoke).
+ * After every change (an event, a full load) the connections that the new
+ * table no longer admits (a new key, a new passphrase, deleted, disabled)
+ * are disconnected: publishers and viewers (ingest_recheck). The stream.start
+ * events of the same channel go to the viewers (viewer_stream_started).
  */
 #ifndef SLUICE_INGEST_AUTHSYNC_H
 #define SLUICE_INGEST_AUTHSYNC_H

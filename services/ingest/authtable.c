@@ -285,6 +285,19 @@ enum auth_event_result authtable_apply_event(const struct authtable *cur, const 
     return AE_APPLIED;
 }
 
+const char *authtable_revokes(const struct auth_entry *then, const struct auth_entry *now)
+{
+    if (now == NULL || now->deleted)
+        return "the stream was deleted";
+    if (now->disabled)
+        return "the stream was disabled";
+    if (CRYPTO_memcmp(then->key_sha256, now->key_sha256, sizeof(now->key_sha256)) != 0)
+        return "the stream key changed";
+    if (strcmp(then->passphrase, now->passphrase) != 0)
+        return "the stream's passphrase changed";
+    return NULL;
+}
+
 /* ---- references and reading -------------------------------------------- */
 
 struct authtable *authtable_ref(struct authtable *t)

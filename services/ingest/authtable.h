@@ -107,6 +107,12 @@ size_t authtable_size(const struct authtable *t);        /* live entries */
 /* The entry named <name> (a tombstone included), or NULL. */
 const struct auth_entry *authtable_find(const struct authtable *t, const char *name);
 
+/* Why a connection admitted when its stream's entry was <then> must go now
+ * that the table holds <now> for it (NULL: none): a static reason ("the
+ * stream key changed", ...), or NULL if it may stay. Deleted, disabled, a
+ * new key, a new passphrase: each revokes. Pure. */
+const char *authtable_revokes(const struct auth_entry *then, const struct auth_entry *now);
+
 struct auth_decision {
     int code;                /* REJ_NONE when allowed */
     bool session;            /* allowed pending the api: the credential is a session id */

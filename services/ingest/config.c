@@ -22,6 +22,8 @@ const struct config_opt ingest_opts[] = {
       "publish to this relay (host:port) instead of picking one from sluice:relay:*" },
     { "takeover", CONF_BOOL, OPT(takeover), "true", 0, 0,
       "a new publisher with a valid key replaces the live one; off: it is refused" },
+    { "playback", CONF_BOOL, OPT(playback), "true", 0, 0,
+      "serve viewers over SRT (m=request); off: they are refused with 1501" },
     { "srt-latency", CONF_MS, OPT(srt_latency_ms), "120ms", 20, 10000,
       "SRT latency (receive and peer); the larger of ours and the caller's applies" },
     { "srt-payload-size", CONF_INT, OPT(srt_payload_size), "1316", 188, 1456,
@@ -56,6 +58,11 @@ const struct config_opt ingest_opts[] = {
       "per stream: unsent bytes before dropping to the next keyframe; also the pre-roll" },
     { "auth-buffer", CONF_BYTES, OPT(auth_buffer), "1M", 0, 64 * 1024 * 1024,
       "per connection: bytes held while a session id is being authorized" },
+    { "viewer-wait", CONF_MS, OPT(viewer_wait_ms), "30s", 0, 3600000,
+      "how long a viewer waits for its stream: to go live, or to come back after its "
+      "relay went away; then it is disconnected" },
+    { "viewer-buffer", CONF_BYTES, OPT(viewer_buffer), "4M", 64 * 1024, 1024LL * 1024 * 1024,
+      "per viewer: bytes sent and not yet acknowledged before dropping to the next keyframe" },
     { NULL },
 };
 

@@ -15,10 +15,12 @@
 #include "sluice/json.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "viewer.h"
 
 #define REJECT_LOGS_PER_SECOND 20
+#define DRAIN_MAX_MS 2000          /* a viewer's last bytes, after its stream ended */
 
-enum conn_state { CS_AUTHORIZING, CS_PUBLISHING, CS_CLOSING };
+enum conn_state { CS_AUTHORIZING, CS_PUBLISHING, CS_VIEWING, CS_CLOSING };
 
 /* The per-connection series (srt_connection_*), in the order of the families
  * from IM_C_CTRL_PKTS_SENT to IM_C_RCVBUF. */
@@ -36,12 +38,15 @@ struct conn {
     char id[16];
     char addr[SRTSRV_ADDR_MAX];
     char stream[STREAM_NAME_MAX + 1];
+    enum streamid_mode mode;
     enum conn_state state;
+    struct auth_entry admitted;  /* the stream's entry when it was let in */
     int64_t started_us;
     struct evbuffer *held;       /* bytes before authorization */
     uint64_t held_dropped;
     struct authz_call *call;
     struct publish *pub;
+    struct viewer *view;
     bool live_added;             /* counted in the gate's live names */
     struct metric_series *series[NSERIES];
 };
@@ -49,8 +54,9 @@ struct conn {
 /* ---- bookkeeping -------------------------------------------------------- */
 
 static struct conn *conn_new(struct ingest *ing, struct srtsrv_conn *sc, const char *addr,
-                             const char *stream)
+                             const struct streamid *sid)
 {
+    const char *stream = sid->stream;
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
@@ -61,6 +67,10 @@ static struct conn *conn_new(struct ingest *ing, struct srtsrv_conn *sc, const c
     snprintf(c->id, sizeof(c->id), "%08x", ing->next_id++);
     snprintf(c->addr, sizeof(c->addr), "%s", addr);
     snprintf(c->stream, sizeof(c->stream), "%s", stream);
+    c->mode = sid->mode;
+    const struct auth_entry *e = authtable_find(gate_table(ing->gate), stream);
+    if (e != NULL)
+        c->admitted = *e;
     c->next = ing->conns;
     if (ing->conns)
         ing->conns->prev = c;
@@ -99,23 +109,40 @@ static void stop_publishing(struct conn *c, enum publish_stop how)
     }
 }
 
-/* Ends the connection from our side: <how> for its stream, <why> logged and
- * counted under <reason>. The transport's closed() frees it. */
-static void conn_close(struct conn *c, enum publish_stop how, const char *reason,
-                       const char *why)
+static void stop_viewing(struct conn *c)
+{
+    viewer_stop(c->view);
+    c->view = NULL;
+}
+
+/* Ends the connection from our side: <how> for a published stream, <why>
+ * logged and counted under <reason>; <drained>: what a viewer was sent goes
+ * out first. The transport's closed() frees it. */
+static void conn_end(struct conn *c, enum publish_stop how, const char *reason,
+                     const char *why, bool drained)
 {
     if (c->state == CS_CLOSING)
         return;
-    log_info("closing %s %s (%s, %s): %s", c->protocol, c->id, c->addr, c->stream, why);
+    log_info("closing %s %s (%s, %s %s): %s", c->protocol, c->id, c->addr,
+             streamid_mode_name(c->mode), c->stream, why);
     ingest_count(c->ing, IM_CLOSED, reason, 1);
     c->state = CS_CLOSING;
     stop_publishing(c, how);
+    stop_viewing(c);
     if (c->held) {
         evbuffer_free(c->held);
         c->held = NULL;
     }
-    if (c->srt != NULL)
+    if (c->srt != NULL && drained)
+        srtsrv_close_drained(c->ing->srt, c->srt, DRAIN_MAX_MS);
+    else if (c->srt != NULL)
         srtsrv_close(c->ing->srt, c->srt);
+}
+
+static void conn_close(struct conn *c, enum publish_stop how, const char *reason,
+                       const char *why)
+{
+    conn_end(c, how, reason, why, false);
 }
 
 /* ---- publishing --------------------------------------------------------- */
@@ -168,6 +195,58 @@ static void start_publishing(struct conn *c)
     }
 }
 
+/* ---- viewing ------------------------------------------------------------ */
+
+/* libsrt drops at the sender what is older than its too-late threshold; a
+ * viewer this far behind (half of it) is skipped to the next keyframe first,
+ * so it sees a clean jump rather than broken frames. */
+static void view_lag(void *arg, struct viewer_lag *out)
+{
+    struct conn *c = arg;
+    int64_t drop_ms = 0;
+    *out = (struct viewer_lag){ 0 };
+    if (c->srt != NULL)
+        srtsrv_backlog(c->srt, &out->bytes, &out->ms, &drop_ms);
+    out->max_ms = drop_ms / 2;
+}
+
+static int view_send(void *arg, const uint8_t *ts, size_t len)
+{
+    struct conn *c = arg;
+    return c->srt != NULL ? srtsrv_send(c->ing->srt, c->srt, ts, len) : -1;
+}
+
+static void view_end(void *arg, enum viewer_end end, const char *why)
+{
+    struct conn *c = arg;
+    static const char *const reasons[] = {
+        [VE_ENDED] = "stream_ended", [VE_REVOKED] = "revoked", [VE_NOT_LIVE] = "not_live",
+        [VE_FAILED] = "internal",
+    };
+    conn_end(c, PUB_LOST, reasons[end], why, end == VE_ENDED);
+}
+
+static const struct viewer_sink viewer_sink = { view_send, view_lag, view_end };
+
+static void start_viewing(struct conn *c)
+{
+    struct viewer_params vp = { c->stream, c->addr, c->id };
+    c->view = viewer_start(c->ing, &vp, &viewer_sink, c);
+    if (c->view == NULL) {
+        conn_close(c, PUB_LOST, "internal", "cannot start viewing");
+        return;
+    }
+    c->state = CS_VIEWING;
+}
+
+static void start(struct conn *c)
+{
+    if (c->mode == STREAMID_PUBLISH)
+        start_publishing(c);
+    else
+        start_viewing(c);
+}
+
 /* ---- authorizing a session ---------------------------------------------- */
 
 static void authorized(struct conn *c, const struct httpc_response *r)
@@ -182,9 +261,9 @@ static void authorized(struct conn *c, const struct httpc_response *r)
         json_get_str(body, "stream", &stream) == 0 && strcmp(stream, c->stream) == 0) {
         json_decref(body);
         ingest_count(c->ing, IM_AUTHORIZE, "allow", 1);
-        log_info("authorized %s %s (%s): publish %s with a session id", c->protocol, c->id,
-                 c->addr, c->stream);
-        start_publishing(c);
+        log_info("authorized %s %s (%s): %s %s with a session id", c->protocol, c->id,
+                 c->addr, streamid_mode_name(c->mode), c->stream);
+        start(c);
         return;
     }
     if (body != NULL && !allow) {
@@ -224,16 +303,17 @@ static void on_authorize(const struct httpc_response *r, void *arg)
 static void authorize(struct conn *c, const char *cred)
 {
     json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "protocol", c->protocol,
-                            "action", "publish", "stream", c->stream, "key", cred,
-                            "client", c->addr);
+                            "action", streamid_mode_name(c->mode), "stream", c->stream,
+                            "key", cred, "client", c->addr);
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     struct authz_call *call = calloc(1, sizeof(*call));
     const char *headers[] = { "Authorization", c->ing->auth_header,
                               "Content-Type", "application/json", NULL };
     c->state = CS_AUTHORIZING;
-    c->held = evbuffer_new();
-    if (body == NULL || call == NULL || c->held == NULL ||
+    if (c->mode == STREAMID_PUBLISH)
+        c->held = evbuffer_new();             /* a viewer sends nothing to hold */
+    if (body == NULL || call == NULL || (c->mode == STREAMID_PUBLISH && c->held == NULL) ||
         httpc_request(c->ing->authz, "POST", "/internal/v1/authorize", headers, body,
                       strlen(body), on_authorize, call) == -1) {
         free(body);
@@ -264,15 +344,17 @@ static void *on_accepted(struct srtsrv_conn *sc, const struct srtsrv_peer *peer,
         ingest_count(ing, IM_CLOSED, ing->stopping ? "shutdown" : "unauthorized", 1);
         return NULL;
     }
-    struct conn *c = conn_new(ing, sc, peer->addr, r.sid.stream);
+    struct conn *c = conn_new(ing, sc, peer->addr, &r.sid);
     if (c == NULL)
         return NULL;
     ingest_count(ing, IM_CONNS_TOTAL, NULL, 1);
     log_info("accepted srt %s from %s: %s", c->id, c->addr, what);
+    if (c->mode == STREAMID_REQUEST)
+        srtsrv_set_sender(ing->srt, sc);      /* before anything is sent */
     if (r.d.session)
         authorize(c, r.sid.cred);
     else
-        start_publishing(c);
+        start(c);
     return c;
 }
 
@@ -314,9 +396,11 @@ static void on_closed(void *user, enum srtsrv_end end)
     if (c->state != CS_CLOSING) {
         const char *how = end == SRTSRV_LOST ? "lost (silent until the idle timeout)"
                                              : "closed by the client";
-        log_info("%s %s (%s, %s): %s", c->protocol, c->id, c->addr, c->stream, how);
+        log_info("%s %s (%s, %s %s): %s", c->protocol, c->id, c->addr,
+                 streamid_mode_name(c->mode), c->stream, how);
         ingest_count(c->ing, IM_CLOSED, end == SRTSRV_LOST ? "lost" : "ended", 1);
         stop_publishing(c, end == SRTSRV_LOST ? PUB_LOST : PUB_ENDED);
+        stop_viewing(c);
     }
     if (c->held_dropped > 0)
         log_warn("%s %s: %llu bytes dropped while authorizing (auth-buffer is full)",
@@ -360,15 +444,21 @@ void conn_count_modes(const struct ingest *ing, unsigned counts[3])
             counts[CONN_HANDSHAKE]++;
         else if (c->state == CS_PUBLISHING)
             counts[CONN_PUBLISH]++;
+        else if (c->state == CS_VIEWING)
+            counts[CONN_REQUEST]++;
     }
 }
 
-void conn_revoke(struct ingest *ing, const char *stream, const char *why)
+void conn_recheck(struct ingest *ing)
 {
+    const struct authtable *t = gate_table(ing->gate);
     struct conn *c = ing->conns;
     while (c != NULL) {
         struct conn *next = c->next;
-        if (c->state != CS_CLOSING && strcmp(c->stream, stream) == 0)
+        const char *why = c->state != CS_CLOSING
+                              ? authtable_revokes(&c->admitted, authtable_find(t, c->stream))
+                              : NULL;
+        if (why != NULL)
             conn_close(c, PUB_REVOKED, "revoked", why);
         c = next;
     }
@@ -389,6 +479,7 @@ void conn_free_all(struct ingest *ing)
     while (ing->conns != NULL) {
         struct conn *c = ing->conns;
         c->pub = NULL;           /* publish_free_all() frees it */
+        c->view = NULL;          /* viewer_free_all() too */
         conn_free(c);
     }
 }

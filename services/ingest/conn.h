@@ -1,7 +1,7 @@
 /* A client connection on the loop, from the moment the transport accepted
  * it until it is gone:
  *
- *   AUTHORIZING --(api allows the session)--> PUBLISHING --> CLOSING --> freed
+ *   AUTHORIZING --(api allows the session)--> PUBLISHING or VIEWING --> CLOSING --> freed
  *        |                                        ^
  *        +-- a stream key: straight to -----------+
  *
@@ -10,7 +10,11 @@
  * allows it nothing the client sends goes anywhere: it is held (bounded by
  * auth-buffer) and thrown away if the answer is no, or none comes within
  * authorize-timeout. A publisher whose name is already live here replaces the
- * live one (takeover), or is closed when takeover is off.
+ * live one (takeover), or is closed when takeover is off. A viewer (m=request)
+ * gets a viewer (viewer.h) whose sink is the connection.
+ *
+ * Every connection remembers its stream's authorization entry when it was let
+ * in; when the table changes, those it no longer admits are closed.
  *
  * SRT is the only transport so far; the transport is two calls (the close
  * below, and the srtsrv handler that feeds us), so RTMP slots in beside it.
@@ -31,9 +35,10 @@ enum conn_mode { CONN_HANDSHAKE, CONN_REQUEST, CONN_PUBLISH };
 /* Counts connections by what they do now, for srt_connections_current. */
 void conn_count_modes(const struct ingest *ing, unsigned counts[3]);
 
-/* Closes every connection publishing <stream> (the key changed, the stream
- * was deleted or disabled): EOS revoked. */
-void conn_revoke(struct ingest *ing, const char *stream, const char *why);
+/* The table changed: closes every connection that its stream's entry no
+ * longer admits (authtable_revokes); a publisher's stream ends with EOS
+ * revoked. */
+void conn_recheck(struct ingest *ing);
 
 /* Ingest is stopping: every connection ends, publishers with EOS shutdown. */
 void conn_close_all(struct ingest *ing);

@@ -157,7 +157,7 @@ int gate_check(struct gate *g, const char *streamid, size_t len, struct gate_res
     if (authtable_decide(t, &r->sid, &r->d) == REJ_NONE) {
         if (r->sid.mode == STREAMID_REQUEST && !g->o.playback) {
             r->d.code = REJ_UNIMPLEMENTED;
-            r->d.why = "watching over SRT (m=request) is not served yet";
+            r->d.why = "watching over SRT (m=request) is turned off here (playback=false)";
         } else if (r->sid.mode == STREAMID_PUBLISH && live && !g->o.takeover) {
             r->d.code = REJ_CONFLICT;
             r->d.why = "the stream is live on this ingest and takeover is off";

@@ -17,6 +17,7 @@
 #include "publish.h"
 #include "relays.h"
 #include "srtsrv.h"
+#include "viewer.h"
 #include "sluice/admin.h"
 #include "sluice/clock.h"
 #include "sluice/daemon.h"
@@ -103,6 +104,26 @@ static const struct metric_def ingest_metric_defs[] = {
     [IM_SRT_DROPPED] = { "sluice_ingest_srt_dropped_bytes_total", METRIC_COUNTER,
                          "Bytes read from libsrt and dropped: the event loop was too far "
                          "behind" },
+    [IM_SENT_MSGS] = { "sluice_ingest_srt_sent_messages_total", METRIC_COUNTER,
+                       "SRT messages handed to libsrt for viewers" },
+    [IM_SEND_WAKES] = { "sluice_ingest_srt_send_wakeups_total", METRIC_COUNTER,
+                        "Wakeups of the SRT thread by the event loop with media to send" },
+    [IM_VIEWERS] = { "sluice_ingest_stream_viewers", METRIC_GAUGE,
+                     "SRT viewers per stream (m=request), waiting ones included",
+                     { "stream" } },
+    [IM_VIEWER_STATES] = { "sluice_ingest_viewers", METRIC_GAUGE,
+                           "Viewers by state: locating (waiting for the stream), subscribing, "
+                           "live, ending", { "state" } },
+    [IM_VIEWER_BYTES] = { "sluice_ingest_viewer_bytes_total", METRIC_COUNTER,
+                          "MPEG-TS bytes sent to the viewers of a stream", { "stream" } },
+    [IM_VIEWER_DROPPED] = { "sluice_ingest_viewer_dropped_bytes_total", METRIC_COUNTER,
+                            "Bytes not sent to viewers that fell behind", { "stream" } },
+    [IM_VIEWER_GAPS] = { "sluice_ingest_viewer_gaps_total", METRIC_COUNTER,
+                         "Times a viewer fell behind and went on from a keyframe",
+                         { "stream" } },
+    [IM_VIEWER_SUBSCRIBES] = { "sluice_ingest_viewer_subscriptions_total", METRIC_COUNTER,
+                               "Viewer subscriptions at relays, by outcome: accepted, "
+                               "not_found, failed, lost, ended, moved", { "result" } },
     [IM_COUNT] = { NULL },
 };
 
@@ -113,9 +134,9 @@ void ingest_count(struct ingest *ing, enum ingest_metric m, const char *label, d
     metric_add(label ? metric_at(ing->m[m], label) : metric_at(ing->m[m]), v);
 }
 
-void ingest_revoke(struct ingest *ing, const char *stream, const char *why)
+void ingest_recheck(struct ingest *ing)
 {
-    conn_revoke(ing, stream, why);
+    conn_recheck(ing);
 }
 
 static void on_collect(void *arg)
@@ -143,6 +164,12 @@ static void on_collect(void *arg)
     metric_set(metric_at(ing->m[IM_CHUNKS]), (double)sc.chunks);
     metric_set(metric_at(ing->m[IM_SRT_DROPPED]), (double)sc.dropped_bytes);
     metric_set(metric_at(ing->m[IM_REJECTS], "unlogged"), (double)sc.rejects_unlogged);
+    metric_set(metric_at(ing->m[IM_SENT_MSGS]), (double)sc.sent_msgs);
+    metric_set(metric_at(ing->m[IM_SEND_WAKES]), (double)sc.send_wakes);
+    unsigned vs[VS_COUNT];
+    viewer_count_states(ing, vs);
+    for (int s = 0; s < VS_COUNT; s++)
+        metric_set(metric_at(ing->m[IM_VIEWER_STATES], viewer_state_name(s)), vs[s]);
 }
 
 static bool ready(json_t *checks, void *arg)
@@ -263,7 +290,7 @@ struct ingest *ingest_new(struct daemon *d, const struct ingest_config *cfg)
     raise_nofile(cfg);
     if (getrandom(&ing->next_id, sizeof(ing->next_id), 0) != (ssize_t)sizeof(ing->next_id))
         ing->next_id = (uint32_t)clock_mono_us();
-    struct gate_options go = { .takeover = cfg->takeover, .playback = false };
+    struct gate_options go = { .takeover = cfg->takeover, .playback = cfg->playback };
     if (metrics_register(d->metrics, ingest_metric_defs, ing->m) == 0)
         metrics_on_collect(d->metrics, on_collect, ing);
     if ((ing->gate = gate_new(&go)) == NULL ||
@@ -310,6 +337,7 @@ void ingest_free(struct ingest *ing)
     srtsrv_free(ing->srt);           /* the SRT thread stops: no more events */
     conn_free_all(ing);              /* orphans authorize calls in flight */
     publish_free_all(ing);           /* orphans lease commands in flight */
+    viewer_free_all(ing);            /* orphans lookups in flight */
     redis_free(ing->redis);          /* cancels what is pending: before its users */
     relays_free(ing->relays);
     authsync_free(ing->auth);

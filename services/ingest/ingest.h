@@ -6,17 +6,20 @@
  *               libsrt), conn.c (a client connection on the loop: decision,
  *               session authorization, takeover, handing bytes to publish)
  *   pipeline    publish.c (one stream: publish lease, relay link, TS
- *               annotation, pre-roll, back-pressure), relaylink.c (the SLP
- *               connection), relays.c (which relay)
+ *               annotation, pre-roll, back-pressure), viewer.c (one viewer:
+ *               locating the stream's relay, subscribing, following it,
+ *               dropping for a slow viewer), relaylink.c (the SLP
+ *               connection, either way), relays.c (which relay)
  *   auth        gate.c (what the listen callback decides with, thread-safe),
  *               authsync.c (keeping the table: api loads, sluice:events)
  *   pure        streamid.c (the StreamID grammar), authtable.c (the table,
  *               its version rules, the decision)
  *   plumbing    ingest.c (building, metrics, readiness, stopping), config.c
  *
- * The publish pipeline knows nothing of SRT: a connection hands it MPEG-TS
- * bytes and a description (stream, protocol, client), so the RTMP listener
- * of a later issue feeds the same pipeline.
+ * The publish pipeline and the viewer know nothing of SRT: a connection
+ * hands the one MPEG-TS bytes and a description (stream, protocol, client),
+ * and gives the other a sink for TS, so the RTMP listener of a later issue
+ * uses the same pipelines.
  */
 #ifndef SLUICE_INGEST_H
 #define SLUICE_INGEST_H
@@ -38,6 +41,7 @@ struct metric;
 struct event;
 struct conn;
 struct publish;
+struct viewer;
 
 struct ingest_config {
     char *srt_listen;
@@ -46,12 +50,14 @@ struct ingest_config {
     char *internal_token;
     char *relay;
     bool takeover;
+    bool playback;
     int64_t srt_latency_ms, srt_payload_size, srt_rcvbuf, srt_udp_rcvbuf;
     int64_t srt_peer_idle_ms, srt_max_connections, srt_batch_ms, srt_stats_ms;
     int64_t authtable_refresh_ms, api_timeout_ms, authorize_timeout_ms;
     int64_t lease_ttl_ms;
     int64_t relay_refresh_ms, relay_connect_timeout_ms, relay_backoff_max_ms;
     int64_t relay_buffer, auth_buffer;
+    int64_t viewer_wait_ms, viewer_buffer;
 };
 
 extern const struct config_opt ingest_opts[];
@@ -70,7 +76,9 @@ enum ingest_metric {
     IM_STREAM_BYTES, IM_STREAM_DROPPED, IM_REJECTS, IM_CLOSED, IM_AUTHORIZE,
     IM_AUTH_ENTRIES, IM_AUTH_VERSION, IM_AUTH_LOADED, IM_AUTH_LOADS, IM_EVENTS,
     IM_RELAY_LINKS, IM_RELAY_CONNECTS, IM_RELAYS_KNOWN, IM_REDIS_UP,
-    IM_HANDOFFS, IM_CHUNKS, IM_SRT_DROPPED,
+    IM_HANDOFFS, IM_CHUNKS, IM_SRT_DROPPED, IM_SENT_MSGS, IM_SEND_WAKES,
+    IM_VIEWERS, IM_VIEWER_STATES, IM_VIEWER_BYTES, IM_VIEWER_DROPPED, IM_VIEWER_GAPS,
+    IM_VIEWER_SUBSCRIBES,
     IM_COUNT
 };
 
@@ -87,6 +95,7 @@ struct ingest {
     char auth_header[600];         /* "Bearer <internal token>" */
     struct conn *conns;            /* every client connection */
     struct publish *pubs;          /* every publish pipeline, stopping ones too */
+    struct viewer *viewers;        /* every viewer */
     uint32_t next_id;              /* connection ids: a random start, then +1 */
     int64_t log_window_ms;         /* reject log rate limit */
     unsigned log_count, log_suppressed;
@@ -106,8 +115,8 @@ void ingest_free(struct ingest *ing);
 /* Adds <v> to the series of <m> with the given label (or none). */
 void ingest_count(struct ingest *ing, enum ingest_metric m, const char *label, double v);
 
-/* The api's auth table changed the stream's key, or deleted the stream:
- * the live publisher of <stream> is disconnected (conn.c). */
-void ingest_revoke(struct ingest *ing, const char *stream, const char *why);
+/* The authorization table changed (an event, a full load): connections it
+ * no longer admits are disconnected, publishers and viewers (conn.c). */
+void ingest_recheck(struct ingest *ing);
 
 #endif

@@ -242,7 +242,7 @@ static void on_link_closed(void *arg, enum relaylink_end end, unsigned code, con
     backoff(p);
 }
 
-static const struct relaylink_handler link_handler = { on_accepted, on_link_closed };
+static const struct relaylink_handler link_handler = { on_accepted, NULL, on_link_closed };
 
 static void connect_relay(struct publish *p)
 {
@@ -467,6 +467,17 @@ void publish_stop(struct publish *p, enum publish_stop how)
     else
         p->lease_done = true;
     maybe_free(p);
+}
+
+int publish_relay(const struct ingest *ing, const char *stream, struct relay_choice *out)
+{
+    for (const struct publish *p = ing->pubs; p != NULL; p = p->next) {
+        if (p->state == PS_LIVE && strcmp(p->stream, stream) == 0) {
+            *out = p->relay;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 void publish_free_all(struct ingest *ing)

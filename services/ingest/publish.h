@@ -71,6 +71,11 @@ const char *publish_state_name(enum publish_state s);
 /* Redis went up or down: leases are re-taken at once (ingest.c forwards). */
 void publish_redis_state(struct publish *p, bool up);
 
+/* The relay <stream> is live on from this ingest, if it is: 0 and <out>
+ * filled, or -1. (Viewers use it while Redis cannot tell them.) */
+struct relay_choice;
+int publish_relay(const struct ingest *ing, const char *stream, struct relay_choice *out);
+
 /* After the loop: frees every pipeline at once (no I/O, no callbacks). */
 void publish_free_all(struct ingest *ing);
 

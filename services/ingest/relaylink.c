@@ -1,4 +1,5 @@
-/* An SLP publisher link to a relay: see relaylink.h and proto/SLP.md. */
+/* An SLP link to a relay, a publisher's or a subscriber's: see relaylink.h
+ * and proto/SLP.md. */
 #include "relaylink.h"
 
 #include <netinet/in.h>
@@ -20,7 +21,8 @@
 #define LINGER_MS 2000           /* after our FIN, how long we wait for the relay's */
 #define TICK_MS 250
 #define AGENT "sluice-ingest/0.1"
-#define RX_MAX (SLP_HEADER_LEN + SLP_MAX_CONTROL)   /* the relay sends only control frames */
+#define RX_MAX (SLP_HEADER_LEN + SLP_MAX_CONTROL)   /* a relay sends a publisher control only */
+#define SUB_READ_MAX (256 * 1024)   /* a subscription reads media in large bites */
 
 enum rl_state { RL_CONNECTING, RL_AWAIT_HELLO, RL_AWAIT_ACCEPT, RL_OPEN, RL_DRAINING,
                 RL_CLOSED };
@@ -36,7 +38,8 @@ struct relaylink {
     struct event *tick;
     struct event *done;          /* reports the end from the loop */
     struct slp_session sess;
-    uint8_t *rx;                 /* one control frame: the relay sends no MEDIA */
+    bool subscriber;             /* the role: media comes in (else it goes out) */
+    uint8_t *rx;                 /* publisher: one control frame (the relay sends no MEDIA) */
     int64_t started_ms, last_rx_ms, last_tx_ms, deadline_ms;
     bool connected, write_shut;
     enum relaylink_end end;
@@ -152,9 +155,38 @@ static void on_frame(struct relaylink *l, const struct slp_frame *f)
         l->state = RL_OPEN;
         l->h->accepted(l->arg);
         return;
+    case SLP_PUBLISH:
+    case SLP_MEDIA:
+    case SLP_EOS:                 /* the session let them through: a subscription's */
+        l->h->frame(l->arg, f);
+        return;
     default:                      /* PONG; the session refuses the rest */
         return;
     }
+}
+
+/* A subscription's frames are decoded where they lie in the input buffer
+ * (made contiguous), handed over, then drained: no copy of the media. */
+static void read_subscription(struct relaylink *l, struct evbuffer *in)
+{
+    struct slp_frame f;
+    enum slp_status st = SLP_NEED_MORE;
+    while (l->state < RL_DRAINING && (st = slp_evbuffer_peek(in, &f)) == SLP_OK) {
+        size_t size = f.size;
+        const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)size);
+        if (buf == NULL) {
+            close_now(l, RL_LOST, 0, "out of memory reading a frame");
+            return;
+        }
+        if ((st = slp_decode(buf, size, &f)) != SLP_OK)
+            break;
+        on_frame(l, &f);
+        if (l->bev == NULL)
+            return;                   /* closed meanwhile (an ERROR): <in> is gone */
+        evbuffer_drain(in, size);
+    }
+    if (l->state < RL_DRAINING && st == SLP_INVALID)
+        protocol_error(l, f.error, f.why);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -164,6 +196,10 @@ static void on_read(struct bufferevent *bev, void *arg)
     l->last_rx_ms = clock_mono_ms();
     if (l->state == RL_DRAINING) {
         evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    if (l->subscriber) {
+        read_subscription(l, in);
         return;
     }
     struct slp_frame f;
@@ -251,7 +287,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 struct relaylink *relaylink_start(struct event_base *base, struct evdns_base *dns,
-                                  const char *addr, const struct slp_frame *publish,
+                                  const char *addr, const struct slp_frame *request,
                                   const struct relaylink_options *o,
                                   const struct relaylink_handler *h, void *arg)
 {
@@ -269,20 +305,26 @@ struct relaylink *relaylink_start(struct event_base *base, struct evdns_base *dn
     l->arg = arg;
     snprintf(l->addr, sizeof(l->addr), "%s", addr);
     snprintf(l->node, sizeof(l->node), "%s", o->node);
-    slp_session_init(&l->sess, false, SLP_ROLE_PUBLISHER);
-    l->rx = malloc(RX_MAX);
+    l->subscriber = request->type == SLP_SUBSCRIBE;
+    enum slp_role role = l->subscriber ? SLP_ROLE_SUBSCRIBER : SLP_ROLE_PUBLISHER;
+    slp_session_init(&l->sess, false, role);
+    l->rx = l->subscriber ? NULL : malloc(RX_MAX);
     l->tick = event_new(base, -1, EV_PERSIST, on_tick, l);
     l->done = evtimer_new(base, on_done, l);
     l->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (l->rx == NULL || l->tick == NULL || l->done == NULL || l->bev == NULL)
+    if ((!l->subscriber && l->rx == NULL) || l->tick == NULL || l->done == NULL ||
+        l->bev == NULL)
         goto fail;
+    if (l->subscriber)
+        bufferevent_set_max_single_read(l->bev, SUB_READ_MAX);
     bufferevent_setcb(l->bev, on_read, on_write, on_event, l);
     bufferevent_enable(l->bev, EV_READ | EV_WRITE);
     l->started_ms = l->last_rx_ms = l->last_tx_ms = clock_mono_ms();
     struct slp_frame hello = { .type = SLP_HELLO, .hello = {
-        SLP_ROLE_PUBLISHER, SLP_VERSION, slp_cstr(l->node), slp_cstr(AGENT) } };
-    if (send_frame(l, &hello) == -1 || send_frame(l, publish) == -1) {
-        log_error("relay %s: cannot encode HELLO and PUBLISH (node id or names invalid?)", addr);
+        role, SLP_VERSION, slp_cstr(l->node), slp_cstr(AGENT) } };
+    if (send_frame(l, &hello) == -1 || send_frame(l, request) == -1) {
+        log_error("relay %s: cannot encode HELLO and %s (node id or names invalid?)", addr,
+                  slp_type_name(request->type));
         goto fail;
     }
     l->state = RL_AWAIT_HELLO;

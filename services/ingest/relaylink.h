@@ -1,5 +1,7 @@
-/* One SLP publisher connection from ingest to a relay (proto/SLP.md
- * section 6): connects, sends HELLO and PUBLISH at once, expects HELLO and
+/* One SLP connection from ingest to a relay (proto/SLP.md section 6), in
+ * either role: a publisher's (HELLO and PUBLISH, then MEDIA out) or a
+ * viewer's subscription (HELLO and SUBSCRIBE, then PUBLISH, MEDIA and EOS
+ * in). It connects, sends HELLO and the request at once, expects HELLO and
  * ACCEPT, answers PING, sends PING when idle, and ends gracefully (the last
  * frames, a half-close, then reading until the relay closes).
  *
@@ -33,7 +35,11 @@ enum relaylink_end {
 };
 
 struct relaylink_handler {
-    void (*accepted)(void *arg);           /* ACCEPT came: MEDIA may go */
+    void (*accepted)(void *arg);           /* ACCEPT came: MEDIA may go (or come) */
+    /* A subscription's PUBLISH, MEDIA or EOS, in order; <f> and what it
+     * points to are valid during the call. The owner may call
+     * relaylink_end() from here, not relaylink_free(). NULL for a publisher. */
+    void (*frame)(void *arg, const struct slp_frame *f);
     /* Once. <code> is the SLP error code for RL_REFUSED (else 0); <text> a
      * printable reason (escaped), valid during the call. */
     void (*closed)(void *arg, enum relaylink_end end, unsigned code, const char *text);
@@ -46,10 +52,11 @@ struct relaylink_options {
     int drain_ms;                  /* how long the last frames may take */
 };
 
-/* Connects to <addr> ("host:port") and sends HELLO and <publish> (copied).
- * NULL (logged) for a bad address or a PUBLISH the encoder refuses. */
+/* Connects to <addr> ("host:port") and sends HELLO and <request> (a PUBLISH
+ * or a SUBSCRIBE, copied; it sets the role). NULL (logged) for a bad address
+ * or a request the encoder refuses. */
 struct relaylink *relaylink_start(struct event_base *base, struct evdns_base *dns,
-                                  const char *addr, const struct slp_frame *publish,
+                                  const char *addr, const struct slp_frame *request,
                                   const struct relaylink_options *o,
                                   const struct relaylink_handler *h, void *arg);
 

@@ -71,6 +71,21 @@ int relay_record_parse(const char *json, size_t len, struct relay_choice *out,
     return rc;
 }
 
+int stream_location_parse(const json_t *o, struct relay_choice *out)
+{
+    char host[256];
+    int port;
+    const char *id = NULL, *addr = NULL;
+    if (!json_is_object(o) || json_get_str(o, "relay", &addr) != 0 ||
+        json_get_str(o, "relay_id", &id) != 0 || !visible(id, 1, RELAY_ID_MAX) ||
+        !visible(addr, 3, RELAY_ADDR_MAX) ||
+        net_split_hostport(addr, host, sizeof(host), &port) == -1 || port == 0)
+        return -1;
+    snprintf(out->id, sizeof(out->id), "%s", id);
+    snprintf(out->addr, sizeof(out->addr), "%s", addr);
+    return 0;
+}
+
 /* ---- refreshing --------------------------------------------------------- */
 
 static void free_keys(struct relays *rs)

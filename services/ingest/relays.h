@@ -48,4 +48,9 @@ size_t relays_count(const struct relays *rs);
 int relay_record_parse(const char *json, size_t len, struct relay_choice *out,
                        int64_t *streams);
 
+/* Where a live stream is, pure: the "relay" address and "relay_id" of a
+ * stream record (sluice:stream:<name>) or of a stream.start event, parsed
+ * (<o> a JSON object). Returns 0, or -1 when they are missing or malformed. */
+int stream_location_parse(const json_t *o, struct relay_choice *out);
+
 #endif

@@ -5,18 +5,26 @@
  *   our SRT thread       srt_epoll_wait() on the listener, the connections and
  *                        the command eventfd; accept, read into chunks, hand
  *                        them over every batch_ms; statistics
- *   the libevent loop    on_wake(): takes the whole queue at once, dispatches
+ *   the libevent loop    on_wake(): takes the whole queue at once, dispatches;
+ *                        srtsrv_send(): appends to a connection's send queue
  *
  * Queue discipline: producers append under s->mu and write the loop's eventfd
  * only when s->signalled was clear, so a batch of any size costs one write and
  * one wakeup; the loop clears s->signalled before it takes the queue, so
  * nothing appended afterwards can be missed.
+ *
+ * The send queues go the other way with the same discipline: the loop
+ * appends under s->mu, lists the connection in s->sendlist, and writes the
+ * command eventfd only when s->send_wake was clear; the SRT thread clears it
+ * when it takes the list, at its next flush (so a batch of any size costs one
+ * write and at most one wakeup per batch_ms).
  */
 #include "srtsrv.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,11 +42,14 @@
 
 #define CHUNK_CAP (32 * 1024)       /* bytes of one hand-off chunk */
 #define MSG_MAX 1500                /* one SRT message, at most (SRT_LIVE_MAX_PLSIZE 1456) */
-#define READS_PER_TURN 64           /* messages read from one socket per turn */
+#define READS_PER_TURN 256          /* messages read from one socket per turn (a batch) */
 #define FREE_CHUNKS_MAX 256         /* chunks kept for reuse */
 #define OUTSTANDING_MAX 2048        /* chunks the loop may be behind (64 MiB) */
 #define REJECTS_MAX 1024            /* refusals waiting to be logged */
 #define WAIT_MAX_MS 1000
+#define SRTSRV_TS_PACKET 188
+#define SPAN_FROM (64 * 1024)       /* libsrt's send buffer span is read beyond this */
+#define TLPKTDROP_MIN_MS 1000       /* libsrt's sender drop: 1.25 x latency, at least this */
 #define WATCH_MS 1000               /* the idle watchdog's period */
 #define CLOSE_GRACE_MS 200          /* no close sooner after accept: see srtsrv_close() */
 #define CTRL_ACK_BYTES 72           /* full ACK: SRT 16 + 28, UDP/IPv4 28 */
@@ -81,13 +92,33 @@ struct srtsrv_conn {
     bool closing;                      /* listed in s->closing: closed once old enough */
     int64_t heard, heard_ms;           /* packets libsrt counted from the peer, and when */
     int64_t latency_us;                /* the receive latency agreed in the handshake */
+    /* sending (a viewer) */
+    struct ev *sq_head, *sq_tail;      /* queued by the loop, under s->mu */
+    bool send_listed;                  /* in s->sendlist (s->mu) */
+    bool gone;                         /* ended: the loop's sends are refused (s->mu) */
+    atomic_size_t queued;              /* bytes in sq and out, not yet in libsrt */
+    atomic_size_t in_srt;              /* libsrt's send buffer, bytes, last seen */
+    atomic_int_fast64_t in_srt_ms;     /* and its age span (when over SPAN_FROM) */
+    int64_t peer_latency_ms;           /* the viewer's receive latency */
+    bool sender;                       /* the SRT thread's from here on */
+    struct ev *out_head, *out_tail;    /* taken from sq, being sent */
+    size_t out_off;                    /* bytes of out_head already sent */
+    uint8_t *carry;                    /* a message being assembled (msg_size bytes) */
+    size_t carry_len;
+    int64_t carry_ms;                  /* when its first byte came */
+    bool sending;                      /* listed in s->senders */
+    bool blocked;                      /* libsrt's buffer was full: waiting for OUT */
+    bool draining;                     /* closing once everything is acknowledged */
+    int64_t drain_until_ms;
+    int64_t acked_ms;                  /* when everything was, while draining (0: not yet) */
 };
 
-enum cmd_kind { CMD_CLOSE, CMD_STOP_LISTEN, CMD_QUIT };
+enum cmd_kind { CMD_CLOSE, CMD_CLOSE_DRAINED, CMD_SENDER, CMD_STOP_LISTEN, CMD_QUIT };
 
 struct cmd {
     enum cmd_kind kind;
     SRTSOCKET sock;
+    int ms;
 };
 
 /* SRTSOCKET -> connection, open addressing; the SRT thread's only. */
@@ -117,15 +148,23 @@ struct srtsrv {
     unsigned nfree;
     struct cmd *cmds;
     size_t ncmds, cmdcap;
+    struct srtsrv_conn **sendlist;     /* connections the loop queued sends for */
+    unsigned nsendlist;
+    atomic_bool send_wake;             /* the SRT thread was told about sendlist */
     atomic_bool signalled;
     atomic_uint nconns;
     atomic_uint outstanding;           /* chunks handed over, not yet back */
     atomic_uint pending_rejects;
     atomic_uint_fast64_t handoffs, chunks, dropped_bytes, rejects_unlogged;
+    atomic_uint_fast64_t sent_msgs, send_wakes;
     /* the SRT thread's */
     struct sockmap map;
     struct ev *out_head, *out_tail;    /* this turn's events */
-    SRTSOCKET *ready;
+    SRTSOCKET *ready, *wready;
+    int msg_size;                      /* bytes per message sent: whole TS packets */
+    bool send_due;                     /* s->sendlist is to be taken at the next flush */
+    struct srtsrv_conn **senders;      /* connections with bytes to send */
+    unsigned nsenders;
     struct srtsrv_conn **dirty;        /* connections holding unsent bytes */
     unsigned ndirty;
     struct srtsrv_conn **closing;      /* closes waiting for CLOSE_GRACE_MS */
@@ -335,43 +374,60 @@ static struct ev *ev_new(enum ev_kind kind, struct srtsrv_conn *c)
     return e;
 }
 
-/* SRT thread: a chunk to fill, reused if one is free; NULL when the loop is
- * too far behind (the data is then dropped) or out of memory. */
+/* A chunk, reused if one is free, cleared; s->mu held. NULL if out of memory. */
+static struct ev *chunk_alloc_locked(struct srtsrv *s)
+{
+    struct ev *e = s->free_chunks;
+    if (e != NULL) {
+        s->free_chunks = e->next;
+        s->nfree--;
+    } else if ((e = malloc(sizeof(*e) + CHUNK_CAP)) == NULL) {
+        return NULL;
+    }
+    memset(e, 0, sizeof(*e));
+    e->kind = QE_DATA;
+    return e;
+}
+
+/* Gives the list of chunks <e> (linked by next) back; s->mu held. */
+static void chunks_free_locked(struct srtsrv *s, struct ev *e)
+{
+    while (e != NULL) {
+        struct ev *next = e->next;
+        if (s->nfree < FREE_CHUNKS_MAX) {
+            e->next = s->free_chunks;
+            s->free_chunks = e;
+            s->nfree++;
+        } else {
+            free(e);
+        }
+        e = next;
+    }
+}
+
+/* SRT thread: a chunk to fill with what a connection sends us; NULL when the
+ * loop is too far behind (the data is then dropped) or out of memory. */
 static struct ev *chunk_get(struct srtsrv *s)
 {
     if (atomic_load(&s->outstanding) >= OUTSTANDING_MAX)
         return NULL;
     pthread_mutex_lock(&s->mu);
-    struct ev *e = s->free_chunks;
-    if (e != NULL) {
-        s->free_chunks = e->next;
-        s->nfree--;
-    }
+    struct ev *e = chunk_alloc_locked(s);
     pthread_mutex_unlock(&s->mu);
-    if (e == NULL && (e = malloc(sizeof(*e) + CHUNK_CAP)) == NULL)
-        return NULL;
-    memset(e, 0, sizeof(*e));
-    e->kind = QE_DATA;
-    atomic_fetch_add(&s->outstanding, 1);
+    if (e != NULL)
+        atomic_fetch_add(&s->outstanding, 1);
     return e;
 }
 
-/* Loop: gives chunks back (a list linked by next). */
+/* Loop: gives received chunks back (a list linked by next). */
 static void chunks_put(struct srtsrv *s, struct ev *list)
 {
+    unsigned n = 0;
+    for (struct ev *e = list; e != NULL; e = e->next)
+        n++;
+    atomic_fetch_sub(&s->outstanding, n);
     pthread_mutex_lock(&s->mu);
-    while (list != NULL) {
-        struct ev *next = list->next;
-        atomic_fetch_sub(&s->outstanding, 1);
-        if (s->nfree < FREE_CHUNKS_MAX) {
-            list->next = s->free_chunks;
-            s->free_chunks = list;
-            s->nfree++;
-        } else {
-            free(list);
-        }
-        list = next;
-    }
+    chunks_free_locked(s, list);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -427,10 +483,36 @@ static int on_listen(void *opaque, SRTSOCKET ns, int hsversion, const struct soc
 
 /* ---- the SRT thread ----------------------------------------------------- */
 
+static void unlist_sending(struct srtsrv *s, struct srtsrv_conn *c);
+
+/* Throws away what was queued to send to <c>, and refuses more. */
+static void forget_sends(struct srtsrv *s, struct srtsrv_conn *c)
+{
+    pthread_mutex_lock(&s->mu);
+    c->gone = true;
+    for (unsigned i = 0; c->send_listed && i < s->nsendlist; i++) {
+        if (s->sendlist[i] == c) {
+            s->sendlist[i] = s->sendlist[--s->nsendlist];
+            c->send_listed = false;
+        }
+    }
+    chunks_free_locked(s, c->sq_head);
+    chunks_free_locked(s, c->out_head);
+    c->sq_head = c->sq_tail = c->out_head = c->out_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    atomic_store(&c->queued, 0);
+    atomic_store(&c->in_srt, 0);
+    unlist_sending(s, c);
+    free(c->carry);
+    c->carry = NULL;
+    c->carry_len = 0;
+}
+
 /* Ends connection <c>: forgets it, closes the socket, hands over what it
  * read and says closed. The loop frees <c>. */
 static void end_conn(struct srtsrv *s, struct srtsrv_conn *c, enum srtsrv_end end)
 {
+    forget_sends(s, c);
     srt_epoll_remove_usock(s->eid, c->sock);
     srt_close(c->sock);
     map_del(&s->map, c->sock);
@@ -491,6 +573,10 @@ static void accept_one(struct srtsrv *s, SRTSOCKET ns, const struct sockaddr *sa
     len = sizeof(latency);
     srt_getsockflag(ns, SRTO_RCVLATENCY, &latency, &len);
     c->latency_us = (int64_t)latency * 1000;
+    latency = s->o.latency_ms;
+    len = sizeof(latency);
+    srt_getsockflag(ns, SRTO_PEERLATENCY, &latency, &len);
+    c->peer_latency_ms = latency;
     map_put(&s->map, ns, c);
     atomic_fetch_add(&s->nconns, 1);
     out(s, e);
@@ -512,6 +598,8 @@ static void accept_next(struct srtsrv *s)
     accept_one(s, ns, (struct sockaddr *)&sa);
 }
 
+static void append_read(struct srtsrv *s, struct srtsrv_conn *c, size_t n);
+
 /* Reads what <c> has, up to READS_PER_TURN messages. */
 static void read_conn(struct srtsrv *s, struct srtsrv_conn *c)
 {
@@ -522,7 +610,7 @@ static void read_conn(struct srtsrv *s, struct srtsrv_conn *c)
             out(s, c->chunk);                     /* full: goes at once */
             c->chunk = NULL;
         }
-        if (c->chunk == NULL && (c->chunk = chunk_get(s)) != NULL)
+        if (c->chunk == NULL && !c->sender && (c->chunk = chunk_get(s)) != NULL)
             c->chunk->conn = c;
         uint8_t *dst = c->chunk ? c->chunk->bytes + c->chunk->data.len : scratch;
         int cap = c->chunk ? (int)(CHUNK_CAP - c->chunk->data.len) : (int)sizeof(scratch);
@@ -531,30 +619,45 @@ static void read_conn(struct srtsrv *s, struct srtsrv_conn *c)
             if (srt_getlasterror(NULL) == SRT_EASYNCRCV)
                 return;
             /* a peer that was sending until now closed on purpose; one that
-             * went silent for most of the idle timeout was lost */
-            end_conn(s, c, now - c->last_rx_ms >= s->o.peer_idle_ms / 2 ? SRTSRV_LOST
-                                                                        : SRTSRV_ENDED);
+             * went silent for most of the idle timeout was lost; a viewer
+             * sends nothing: its close is its end */
+            end_conn(s, c, !c->sender && now - c->last_rx_ms >= s->o.peer_idle_ms / 2
+                               ? SRTSRV_LOST : SRTSRV_ENDED);
             return;
         }
         if (n <= 0)
             return;
         c->last_rx_ms = now;
         if (c->chunk == NULL) {
-            atomic_fetch_add(&s->dropped_bytes, (uint64_t)n);
-            continue;
+            if (!c->sender)                       /* a viewer's bytes mean nothing */
+                atomic_fetch_add(&s->dropped_bytes, (uint64_t)n);
+        } else {
+            append_read(s, c, (size_t)n);
         }
-        if (c->chunk->data.len == 0) {
-            /* libsrt hands each packet over its latency after it arrived:
-             * the frame's wall clock is when the packet arrived (SLP.md 9) */
-            c->chunk->data.wall_us = clock_wall_us() - c->latency_us;
-            c->chunk->data.first_ms = now;
-            if (!c->dirty) {
-                c->dirty = true;
-                s->dirty[s->ndirty++] = c;
-            }
-        }
-        c->chunk->data.len += (size_t)n;
+        /* libsrt reports "nothing more" by throwing (and catching) a C++
+         * exception inside srt_recvmsg: asking first is far cheaper */
+        int events = 0, elen = sizeof(events);
+        if (srt_getsockflag(c->sock, SRTO_EVENT, &events, &elen) == SRT_ERROR ||
+            !(events & (SRT_EPOLL_IN | SRT_EPOLL_ERR)))
+            return;
     }
+}
+
+/* Counts <n> bytes just read into <c>'s chunk. */
+static void append_read(struct srtsrv *s, struct srtsrv_conn *c, size_t n)
+{
+    if (c->chunk->data.len == 0) {
+        /* libsrt hands each packet over its latency after it arrived: the
+         * frame's wall clock is when the packet arrived (SLP.md 9), within
+         * a batch (the thread reads once a batch) */
+        c->chunk->data.wall_us = clock_wall_us() - c->latency_us;
+        c->chunk->data.first_ms = c->last_rx_ms;
+        if (!c->dirty) {
+            c->dirty = true;
+            s->dirty[s->ndirty++] = c;
+        }
+    }
+    c->chunk->data.len += n;
 }
 
 /* Every batch_ms: whatever each connection read goes to the loop. */
@@ -569,6 +672,178 @@ static void flush_chunks(struct srtsrv *s)
         }
     }
     s->ndirty = 0;
+}
+
+/* ---- sending (the SRT thread) ------------------------------------------- */
+
+static void mark_sending(struct srtsrv *s, struct srtsrv_conn *c)
+{
+    if (!c->sending) {
+        c->sending = true;
+        s->senders[s->nsenders++] = c;
+    }
+}
+
+static void unlist_sending(struct srtsrv *s, struct srtsrv_conn *c)
+{
+    for (unsigned i = 0; c->sending && i < s->nsenders; i++) {
+        if (s->senders[i] == c) {
+            s->senders[i] = s->senders[--s->nsenders];
+            c->sending = false;
+        }
+    }
+}
+
+/* Reads what libsrt holds unacknowledged for <c>: its bytes, and once they
+ * are more than a little, its age span (srt_bstats). Returns the bytes. */
+static size_t note_backlog(struct srtsrv_conn *c)
+{
+    size_t bytes = 0;
+    SRT_TRACEBSTATS b;
+    if (srt_getsndbuffer(c->sock, NULL, &bytes) == SRT_ERROR)
+        return 0;
+    atomic_store(&c->in_srt, bytes);
+    int64_t ms = 0;
+    if (bytes > SPAN_FROM && srt_bstats(c->sock, &b, 0) != SRT_ERROR)
+        ms = b.msSndBuf;
+    atomic_store(&c->in_srt_ms, ms);
+    return bytes;
+}
+
+/* Hands one message to libsrt. Returns 1 when it took it, 0 when its send
+ * buffer is full, -1 when the connection is broken (its end follows as an
+ * epoll error). */
+static int send_msg(struct srtsrv *s, struct srtsrv_conn *c, const uint8_t *buf, size_t len)
+{
+    if (srt_sendmsg2(c->sock, (const char *)buf, (int)len, NULL) != SRT_ERROR) {
+        atomic_fetch_sub(&c->queued, len);
+        atomic_fetch_add(&s->sent_msgs, 1);
+        return 1;
+    }
+    return srt_getlasterror(NULL) == SRT_EASYNCSND ? 0 : -1;
+}
+
+static void watch_out(struct srtsrv *s, struct srtsrv_conn *c, bool on)
+{
+    int events = SRT_EPOLL_IN | SRT_EPOLL_ERR | (on ? SRT_EPOLL_OUT : 0);
+    c->blocked = on;
+    srt_epoll_update_usock(s->eid, c->sock, &events);
+}
+
+/* Sends what <c> has: whole messages straight from its chunks; an odd end is
+ * kept in the carry to be completed by what comes next, and goes alone once
+ * it has waited a batch. Stops when libsrt's send buffer is full, and waits
+ * for SRT_EPOLL_OUT. */
+static void send_conn(struct srtsrv *s, struct srtsrv_conn *c, int64_t now)
+{
+    size_t msg = (size_t)s->msg_size;
+    struct ev *done = NULL;
+    int rc = 1;
+    if (c->carry == NULL && (c->carry = malloc(msg)) == NULL)
+        return;
+    while (rc == 1) {
+        struct ev *e = c->out_head;
+        if (e != NULL && c->out_off == e->data.len) {      /* used up */
+            c->out_head = e->next;
+            if (c->out_head == NULL)
+                c->out_tail = NULL;
+            e->next = done;
+            done = e;
+            c->out_off = 0;
+            continue;
+        }
+        size_t avail = e != NULL ? e->data.len - c->out_off : 0;
+        if (c->carry_len > 0 && c->carry_len < msg && avail > 0) {
+            size_t take = msg - c->carry_len < avail ? msg - c->carry_len : avail;
+            memcpy(c->carry + c->carry_len, e->bytes + c->out_off, take);
+            c->carry_len += take;
+            c->out_off += take;
+            continue;
+        }
+        if (c->carry_len > 0) {
+            if (c->carry_len < msg && now - c->carry_ms < s->o.batch_ms)
+                break;                                     /* the rest may come */
+            if ((rc = send_msg(s, c, c->carry, c->carry_len)) == 1)
+                c->carry_len = 0;
+            continue;
+        }
+        if (e == NULL)
+            break;
+        if (avail < msg) {
+            memcpy(c->carry, e->bytes + c->out_off, avail);
+            c->carry_len = avail;
+            c->carry_ms = now;
+            c->out_off += avail;
+            continue;
+        }
+        if ((rc = send_msg(s, c, e->bytes + c->out_off, msg)) == 1)
+            c->out_off += msg;
+    }
+    if (done != NULL) {
+        pthread_mutex_lock(&s->mu);
+        chunks_free_locked(s, done);
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (rc == 0)
+        watch_out(s, c, true);
+    note_backlog(c);
+    if (c->out_head == NULL && c->carry_len == 0)
+        unlist_sending(s, c);
+}
+
+/* Every batch_ms: takes what the loop queued since, then sends what can go. */
+static void flush_sends(struct srtsrv *s, int64_t now)
+{
+    if (atomic_load(&s->send_wake)) {
+        atomic_store(&s->send_wake, false);      /* before taking: nothing is missed */
+        atomic_fetch_add(&s->send_wakes, 1);
+        pthread_mutex_lock(&s->mu);
+        for (unsigned i = 0; i < s->nsendlist; i++) {
+            struct srtsrv_conn *c = s->sendlist[i];
+            c->send_listed = false;
+            if (c->sq_head == NULL)
+                continue;
+            if (c->out_tail != NULL)
+                c->out_tail->next = c->sq_head;
+            else
+                c->out_head = c->sq_head;
+            c->out_tail = c->sq_tail;
+            c->sq_head = c->sq_tail = NULL;
+            mark_sending(s, c);
+        }
+        s->nsendlist = 0;
+        pthread_mutex_unlock(&s->mu);
+    }
+    for (unsigned i = s->nsenders; i-- > 0;) {   /* backwards: send_conn may unlist */
+        struct srtsrv_conn *c = s->senders[i];
+        if (!c->blocked)
+            send_conn(s, c, now);
+    }
+}
+
+/* libsrt's send buffer has room again for <c>. */
+static void on_writable(struct srtsrv *s, struct srtsrv_conn *c)
+{
+    watch_out(s, c, false);
+    if (c->sending)
+        send_conn(s, c, clock_mono_ms());
+}
+
+/* A drained close is due: nothing queued here, nothing unacknowledged in
+ * libsrt, and then the viewer's latency passed, so that what it holds for
+ * playing out is played before our shutdown breaks its connection (or the
+ * time is up). */
+static bool drained(struct srtsrv_conn *c, int64_t now)
+{
+    size_t bytes = 0;
+    if (now >= c->drain_until_ms)
+        return true;
+    if (atomic_load(&c->queued) > 0 || srt_getsndbuffer(c->sock, NULL, &bytes) == SRT_ERROR ||
+        bytes > 0)
+        return false;
+    if (c->acked_ms == 0)
+        c->acked_ms = now;
+    return now - c->acked_ms >= c->peer_latency_ms + CLOSE_GRACE_MS / 4;
 }
 
 static void fill_stats(struct srtsrv_conn *c, const SRT_TRACEBSTATS *b, struct srtsrv_stats *st)
@@ -608,8 +883,9 @@ static void fill_stats(struct srtsrv_conn *c, const SRT_TRACEBSTATS *b, struct s
  * which libsrt has counted nothing (no data, no ACK, no NAK) for the idle
  * timeout is ended as lost, whatever libsrt says of it: under load, libsrt
  * 1.5.1 was seen keeping a connection "connected" for good after its caller
- * had gone, holding undeliverable data behind a gap. Every stats_ms the
- * counters also go to the loop. */
+ * had gone, holding undeliverable data behind a gap. A viewer is silent only
+ * while it leaves what we sent unacknowledged. Every stats_ms the counters
+ * also go to the loop. */
 static void watch(struct srtsrv *s, bool report)
 {
     int64_t now = clock_mono_ms();
@@ -619,7 +895,10 @@ static void watch(struct srtsrv *s, bool report)
         if (c == NULL || srt_bstats(c->sock, &b, 0) == SRT_ERROR)
             continue;
         int64_t heard = b.pktRecvTotal + b.pktRecvACKTotal + b.pktRecvNAKTotal;
-        if (heard != c->heard) {
+        size_t unacked = c->sender ? note_backlog(c) : 0;
+        if (heard != c->heard || (c->sender && unacked == 0)) {
+            /* a viewer with nothing to acknowledge sends only keepalives,
+             * which libsrt does not count: its own idle timeout judges it */
             c->heard = heard;
             c->heard_ms = now;
         } else if (now - c->heard_ms >= s->o.peer_idle_ms && !c->closing) {
@@ -654,6 +933,7 @@ static void stop_listening(struct srtsrv *s)
  * meanwhile the loop ignores what it sends. */
 static void close_when_old_enough(struct srtsrv *s, struct srtsrv_conn *c)
 {
+    c->draining = false;                 /* a plain close overrides a drained one */
     if (clock_mono_ms() - c->accepted_ms >= CLOSE_GRACE_MS) {
         end_conn(s, c, SRTSRV_CLOSED);
     } else if (!c->closing) {
@@ -662,12 +942,24 @@ static void close_when_old_enough(struct srtsrv *s, struct srtsrv_conn *c)
     }
 }
 
+/* A viewer whose stream ended: closed once what it was sent is acknowledged
+ * (libsrt drops unsent data at close in live mode), within <ms>. */
+static void close_drained(struct srtsrv *s, struct srtsrv_conn *c, int ms)
+{
+    if (c->closing)
+        return;                          /* a close is already on its way */
+    c->draining = true;
+    c->drain_until_ms = clock_mono_ms() + ms;
+    c->closing = true;
+    s->closing[s->nclosing++] = c;
+}
+
 static void close_old_enough(struct srtsrv *s)
 {
     int64_t now = clock_mono_ms();
     for (unsigned i = 0; i < s->nclosing;) {
         struct srtsrv_conn *c = s->closing[i];
-        if (now - c->accepted_ms >= CLOSE_GRACE_MS)
+        if (now - c->accepted_ms >= CLOSE_GRACE_MS && (!c->draining || drained(c, now)))
             end_conn(s, c, SRTSRV_CLOSED);     /* takes it off the list */
         else
             i++;
@@ -694,6 +986,14 @@ static bool run_commands(struct srtsrv *s)
             if ((c = map_get(&s->map, cmds[i].sock)) != NULL)
                 close_when_old_enough(s, c);
             break;
+        case CMD_CLOSE_DRAINED:
+            if ((c = map_get(&s->map, cmds[i].sock)) != NULL)
+                close_drained(s, c, cmds[i].ms);
+            break;
+        case CMD_SENDER:
+            if ((c = map_get(&s->map, cmds[i].sock)) != NULL)
+                c->sender = true;
+            break;
         case CMD_STOP_LISTEN:
             stop_listening(s);
             break;
@@ -716,22 +1016,37 @@ static void *srt_thread(void *arg)
     bool go_on = true;
     while (go_on) {
         now = clock_mono_ms();
-        int64_t until = s->ndirty > 0 ? next_flush : next_stats < next_watch ? next_stats
-                                                                             : next_watch;
+        /* with connections open, the thread runs once a batch, not once a
+         * packet: libsrt's epoll wakes its waiter for every packet that
+         * becomes readable, and at 25 000 packets a second those wakeups
+         * were most of this thread's cost. It sleeps on the command eventfd
+         * alone (the loop's commands still wake it at once), then takes
+         * whatever libsrt has ready. Idle, libsrt's epoll wakes it for a
+         * handshake. */
+        bool paced = s->map.n > 0;
+        bool flush = paced || s->ndirty > 0 || s->nsenders > 0 || atomic_load(&s->send_wake);
+        int64_t until = next_stats < next_watch ? next_stats : next_watch;
+        if (flush && next_flush < until)
+            until = next_flush;
         if (s->nclosing > 0 && now + CLOSE_GRACE_MS / 4 < until)
             until = now + CLOSE_GRACE_MS / 4;
         int64_t timeout = until > now ? until - now : 0;
         if (timeout > WAIT_MAX_MS)
             timeout = WAIT_MAX_MS;
-        int rn = cap, ln = 1;
+        if (paced && timeout > 0) {
+            struct pollfd pfd = { .fd = s->cmdfd, .events = POLLIN };
+            poll(&pfd, 1, (int)timeout);
+            timeout = 0;
+        }
+        int rn = cap, wn = cap, ln = 1;
         SYSSOCKET lr[1];
-        if (srt_epoll_wait(s->eid, s->ready, &rn, NULL, NULL, timeout, lr, &ln, NULL, NULL) ==
-            SRT_ERROR) {
+        if (srt_epoll_wait(s->eid, s->ready, &rn, s->wready, &wn, timeout, lr, &ln, NULL,
+                           NULL) == SRT_ERROR) {
             if (srt_getlasterror(NULL) != SRT_ETIMEOUT) {
                 log_warn("srt: epoll: %s", srt_error_text());
                 usleep(10000);             /* never spin on a persistent error */
             }
-            rn = ln = 0;
+            rn = wn = ln = 0;
         }
         if (ln > 0)
             go_on = run_commands(s);
@@ -742,11 +1057,17 @@ static void *srt_thread(void *arg)
             else if ((c = map_get(&s->map, s->ready[i])) != NULL)
                 read_conn(s, c);
         }
+        for (int i = 0; i < wn && i < cap && go_on; i++) {
+            struct srtsrv_conn *c = map_get(&s->map, s->wready[i]);
+            if (c != NULL && c->blocked)
+                on_writable(s, c);
+        }
         if (s->nclosing > 0)
             close_old_enough(s);
         now = clock_mono_ms();
         if (now >= next_flush) {
             flush_chunks(s);
+            flush_sends(s, now);
             next_flush = now + s->o.batch_ms;
         }
         if (now >= next_stats || now >= next_watch) {
@@ -825,7 +1146,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     chunks_put(s, used);
 }
 
-static void command(struct srtsrv *s, enum cmd_kind kind, SRTSOCKET sock)
+static void command(struct srtsrv *s, enum cmd_kind kind, SRTSOCKET sock, int ms)
 {
     pthread_mutex_lock(&s->mu);
     if (s->ncmds == s->cmdcap) {
@@ -839,7 +1160,7 @@ static void command(struct srtsrv *s, enum cmd_kind kind, SRTSOCKET sock)
         s->cmds = c;
         s->cmdcap = cap;
     }
-    s->cmds[s->ncmds++] = (struct cmd){ kind, sock };
+    s->cmds[s->ncmds++] = (struct cmd){ kind, sock, ms };
     pthread_mutex_unlock(&s->mu);
     uint64_t one = 1;
     ssize_t n = write(s->cmdfd, &one, sizeof(one));
@@ -848,12 +1169,73 @@ static void command(struct srtsrv *s, enum cmd_kind kind, SRTSOCKET sock)
 
 void srtsrv_close(struct srtsrv *s, struct srtsrv_conn *c)
 {
-    command(s, CMD_CLOSE, c->sock);
+    command(s, CMD_CLOSE, c->sock, 0);
+}
+
+void srtsrv_close_drained(struct srtsrv *s, struct srtsrv_conn *c, int within_ms)
+{
+    command(s, CMD_CLOSE_DRAINED, c->sock, within_ms);
+}
+
+void srtsrv_set_sender(struct srtsrv *s, struct srtsrv_conn *c)
+{
+    command(s, CMD_SENDER, c->sock, 0);
 }
 
 void srtsrv_stop_accepting(struct srtsrv *s)
 {
-    command(s, CMD_STOP_LISTEN, SRT_INVALID_SOCK);
+    command(s, CMD_STOP_LISTEN, SRT_INVALID_SOCK, 0);
+}
+
+int srtsrv_send(struct srtsrv *s, struct srtsrv_conn *c, const uint8_t *ts, size_t len)
+{
+    size_t left = len;
+    pthread_mutex_lock(&s->mu);
+    if (c->gone) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    while (left > 0) {
+        struct ev *e = c->sq_tail;
+        if (e == NULL || e->data.len == CHUNK_CAP) {
+            if ((e = chunk_alloc_locked(s)) == NULL)
+                break;
+            e->conn = c;
+            if (c->sq_tail != NULL)
+                c->sq_tail->next = e;
+            else
+                c->sq_head = e;
+            c->sq_tail = e;
+        }
+        size_t n = CHUNK_CAP - e->data.len < left ? CHUNK_CAP - e->data.len : left;
+        memcpy(e->bytes + e->data.len, ts, n);
+        e->data.len += n;
+        ts += n;
+        left -= n;
+    }
+    bool queued = left < len;
+    if (queued && !c->send_listed) {
+        c->send_listed = true;
+        s->sendlist[s->nsendlist++] = c;
+    }
+    atomic_fetch_add(&c->queued, len - left);      /* under the lock: before any send */
+    pthread_mutex_unlock(&s->mu);
+    if (queued && !atomic_exchange(&s->send_wake, true)) {
+        uint64_t one = 1;
+        ssize_t n = write(s->cmdfd, &one, sizeof(one));
+        (void)n;
+    }
+    return left == 0 ? 0 : -1;
+}
+
+void srtsrv_backlog(const struct srtsrv_conn *c, size_t *bytes, int64_t *ms, int64_t *drop_ms)
+{
+    struct srtsrv_conn *m = (struct srtsrv_conn *)c;
+    *bytes = atomic_load(&m->queued) + atomic_load(&m->in_srt);
+    *ms = atomic_load(&m->in_srt_ms);
+    *drop_ms = m->peer_latency_ms * 5 / 4;
+    if (*drop_ms < TLPKTDROP_MIN_MS)
+        *drop_ms = TLPKTDROP_MIN_MS;
 }
 
 unsigned srtsrv_connections(const struct srtsrv *s)
@@ -873,6 +1255,8 @@ void srtsrv_counters(const struct srtsrv *s, struct srtsrv_counters *o)
     o->chunks = atomic_load(&m->chunks);
     o->dropped_bytes = atomic_load(&m->dropped_bytes);
     o->rejects_unlogged = atomic_load(&m->rejects_unlogged);
+    o->sent_msgs = atomic_load(&m->sent_msgs);
+    o->send_wakes = atomic_load(&m->send_wakes);
 }
 
 /* ---- setup -------------------------------------------------------------- */
@@ -968,9 +1352,14 @@ static int setup_polling(struct srtsrv *s, struct event_base *base, char **err)
         srt_epoll_add_ssock(s->eid, s->cmdfd, &in) == SRT_ERROR)
         return fail(err, "epoll", srt_error_text());
     s->ready = calloc(s->o.max_conns + 2, sizeof(*s->ready));
+    s->wready = calloc(s->o.max_conns + 2, sizeof(*s->wready));
     s->dirty = calloc(s->o.max_conns + 1, sizeof(*s->dirty));
     s->closing = calloc(s->o.max_conns + 1, sizeof(*s->closing));
-    if (s->ready == NULL || s->dirty == NULL || s->closing == NULL ||
+    s->senders = calloc(s->o.max_conns + 1, sizeof(*s->senders));
+    s->sendlist = calloc(s->o.max_conns + 1, sizeof(*s->sendlist));
+    s->msg_size = s->o.payload_size / SRTSRV_TS_PACKET * SRTSRV_TS_PACKET;
+    if (s->ready == NULL || s->wready == NULL || s->dirty == NULL || s->closing == NULL ||
+        s->senders == NULL || s->sendlist == NULL ||
         map_init(&s->map, s->o.max_conns) == -1)
         return fail(err, "setup", "out of memory");
     return 0;
@@ -1029,7 +1418,7 @@ void srtsrv_free(struct srtsrv *s)
     if (s == NULL)
         return;
     if (s->thread_started) {
-        command(s, CMD_QUIT, SRT_INVALID_SOCK);
+        command(s, CMD_QUIT, SRT_INVALID_SOCK, 0);
         pthread_join(s->thread, NULL);
     }
     for (size_t i = 0; s->map.vals && i < s->map.cap; i++) {
@@ -1037,14 +1426,20 @@ void srtsrv_free(struct srtsrv *s)
         if (c != NULL) {
             srt_close(c->sock);
             free(c->chunk);
+            free_list(c->sq_head);
+            free_list(c->out_head);
+            free(c->carry);
             free(c);
         }
     }
     free(s->map.keys);
     free(s->map.vals);
     free(s->ready);
+    free(s->wready);
     free(s->dirty);
     free(s->closing);
+    free(s->senders);
+    free(s->sendlist);
     if (s->listener != SRT_INVALID_SOCK)
         srt_close(s->listener);
     if (s->eid != SRT_ERROR)

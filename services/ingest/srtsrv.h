@@ -13,11 +13,15 @@
  *  - the libevent loop receives everything through the handler below, in
  *    order per connection: accepted, then data and stats, then closed, once.
  *
- * Nothing of libsrt crosses this header: a connection is an opaque handle.
+ * Sending (a viewer, m=request) goes the other way: the loop appends TS to a
+ * queue per connection (srtsrv_send) and wakes the SRT thread through the
+ * command eventfd at most once a batch; every <batch_ms> the SRT thread cuts
+ * each queue into messages of <payload_size> (7 TS packets) and hands them to
+ * libsrt, waiting for SRT_EPOLL_OUT only when libsrt's send buffer is full.
+ * The loop sees how far a viewer is behind (srtsrv_unsent) and drops, not
+ * this module.
  *
- * Watching over SRT (issue 8) adds the other direction: a send queue per
- * connection, filled by the loop and drained by the SRT thread on
- * SRT_EPOLL_OUT, woken through the same command eventfd.
+ * Nothing of libsrt crosses this header: a connection is an opaque handle.
  */
 #ifndef SLUICE_INGEST_SRTSRV_H
 #define SLUICE_INGEST_SRTSRV_H
@@ -76,7 +80,7 @@ struct srtsrv_stats {
 };
 
 enum srtsrv_end {
-    SRTSRV_ENDED,    /* the peer closed while still sending: a deliberate end */
+    SRTSRV_ENDED,    /* the peer closed: a publisher while still sending, or a viewer */
     SRTSRV_LOST,     /* the peer went silent until the idle timeout */
     SRTSRV_CLOSED,   /* we closed it (srtsrv_close, shutdown) */
 };
@@ -121,6 +125,29 @@ void srtsrv_stop_accepting(struct srtsrv *s);
  * its handshake by then, does take our shutdown (see srtsrv.c). Loop only. */
 void srtsrv_close(struct srtsrv *s, struct srtsrv_conn *c);
 
+/* <c> is a connection we send to (a viewer). The idle watchdog then judges
+ * it by the acknowledgements of what we sent it: a viewer that has nothing
+ * to acknowledge (waiting for its stream) sends only keepalives, which
+ * libsrt does not count, and is left to libsrt's own peer idle timeout.
+ * Loop only. */
+void srtsrv_set_sender(struct srtsrv *s, struct srtsrv_conn *c);
+
+/* Queues <len> bytes of TS (whole 188-byte packets) to send to <c>; copied.
+ * Returns 0, or -1 if the connection has ended or out of memory. Unbounded
+ * here: the caller bounds it with srtsrv_unsent(). Loop only. */
+int srtsrv_send(struct srtsrv *s, struct srtsrv_conn *c, const uint8_t *ts, size_t len);
+
+/* How far behind a viewer is, as the SRT thread last saw it (at most a batch
+ * ago): <bytes> sent and not yet acknowledged (queued here, and in libsrt's
+ * send buffer); <ms> the age span of libsrt's send buffer (0 while it holds
+ * little); <drop_ms> the span beyond which libsrt drops packets itself (its
+ * too-late packet drop: 1.25 times the viewer's latency, at least 1 s). */
+void srtsrv_backlog(const struct srtsrv_conn *c, size_t *bytes, int64_t *ms, int64_t *drop_ms);
+
+/* As srtsrv_close, but what was queued goes out first and is acknowledged
+ * (or <within_ms> passes): the end of a viewer's stream. Loop only. */
+void srtsrv_close_drained(struct srtsrv *s, struct srtsrv_conn *c, int within_ms);
+
 /* Open connections (accepted and not yet closed). */
 unsigned srtsrv_connections(const struct srtsrv *s);
 
@@ -129,6 +156,8 @@ struct srtsrv_counters {
     uint64_t handoffs;           /* loop wakeups */
     uint64_t chunks;             /* data chunks handed over */
     uint64_t dropped_bytes;      /* read while the loop was too far behind */
+    uint64_t sent_msgs;          /* messages handed to libsrt (viewers) */
+    uint64_t send_wakes;         /* SRT thread wakeups by the loop for sending */
     uint64_t rejects_unlogged;   /* refusals beyond the log queue's bound */
 };
 void srtsrv_counters(const struct srtsrv *s, struct srtsrv_counters *out);

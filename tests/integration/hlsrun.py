@@ -156,7 +156,7 @@ class IngestStack:
 
 def start_ingest(daemons, api_factory, redis_server):
     """The api and an ingest that knows the relay(s) already started."""
-    from test_ingest import start_ingest as start
+    from ingest_fixtures import start_ingest as start
     need("sluice-ingest")
     api = api_factory()
     ing = start(daemons, api.base, redis_server.url)

@@ -43,7 +43,7 @@ struct opts {
     int port;
     char streamid[600];
     char passphrase[100];
-    int64_t timeout_ms, hold_ms, latency_ms, rate;
+    int64_t timeout_ms, hold_ms, latency_ms, rate, rcvbuf;
     const char *send;
     bool quiet;
 };
@@ -85,6 +85,8 @@ static void usage(FILE *f)
         "  --hold T           once accepted, stay connected this long; report a close\n"
         "  --send FILE        while holding, send FILE (MPEG-TS) in 1316-byte messages\n"
         "  --rate BITS        pace --send at this many bits per second (default 2000000)\n"
+        "  --rcvbuf BYTES     libsrt's receive buffer (default libsrt's); while holding,\n"
+        "                     srtprobe reads nothing: a small one makes a stalled viewer\n"
         "  --quiet            print nothing, exit codes only\n"
         "\nExit codes:\n");
 #define X_(sym, code, text) fprintf(f, "  %d  %s\n", code, text);
@@ -174,6 +176,8 @@ static int parse_args(struct opts *o, int argc, char **argv)
             rc = config_parse_ms(v, 0, 3600000, &o->hold_ms);
         } else if (strcmp(a, "--rate") == 0) {
             rc = config_parse_int(v, 1000, 10000000000LL, &o->rate);
+        } else if (strcmp(a, "--rcvbuf") == 0) {
+            rc = config_parse_int(v, 32 * 1500, 1024LL * 1024 * 1024, &o->rcvbuf);
         } else if (strcmp(a, "--send") == 0) {
             o->send = v;
         } else {
@@ -213,6 +217,8 @@ static SRTSOCKET dial(const struct opts *o, int *code)
     srt_setsockflag(s, SRTO_TRANSTYPE, &live, sizeof(live));
     set_int(s, SRTO_CONNTIMEO, (int)o->timeout_ms);
     set_int(s, SRTO_LATENCY, (int)o->latency_ms);
+    if (o->rcvbuf > 0 && set_int(s, SRTO_RCVBUF, (int)o->rcvbuf) == SRT_ERROR)
+        fprintf(stderr, "srtprobe: --rcvbuf: %s\n", srt_getlasterror_str());
     if (o->streamid[0])
         srt_setsockflag(s, SRTO_STREAMID, o->streamid, (int)strlen(o->streamid));
     if (o->passphrase[0])

@@ -190,6 +190,58 @@ static void test_relay_records(void **state)
     relays_free(rs);
 }
 
+static void test_stream_locations(void **state)
+{
+    (void)state;
+    struct relay_choice c;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "relay", "10.0.0.5:7700", "relay_id",
+                          "relay-1", "ingest", "ingest-a", "protocol", "srt");
+    assert_int_equal(stream_location_parse(o, &c), 0);
+    assert_string_equal(c.id, "relay-1");
+    assert_string_equal(c.addr, "10.0.0.5:7700");
+    json_decref(o);
+    static const char *const bad[] = {
+        "{\"relay\":\"10.0.0.5:7700\"}",                                 /* no relay_id */
+        "{\"relay_id\":\"relay-1\"}",
+        "{\"relay\":\"10.0.0.5\",\"relay_id\":\"r\"}",                  /* no port */
+        "{\"relay\":\"10.0.0.5:0\",\"relay_id\":\"r\"}",
+        "{\"relay\":\"10.0.0.5:7700\",\"relay_id\":\"\"}",
+        "{\"relay\":\"10.0.0.5:7700\",\"relay_id\":\"a b\"}",
+        "{\"relay\":7700,\"relay_id\":\"r\"}",
+        "[\"10.0.0.5:7700\"]", "null",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_error_t err;
+        json_t *b = json_loads(bad[i], JSON_DECODE_ANY, &err);
+        assert_non_null(b);
+        assert_int_equal(stream_location_parse(b, &c), -1);
+        json_decref(b);
+    }
+    assert_int_equal(stream_location_parse(NULL, &c), -1);
+}
+
+static void test_revokes(void **state)
+{
+    (void)state;
+    struct auth_entry then = { .name = "cam1", .version = 1 }, now;
+    memset(then.key_sha256, 0xab, sizeof(then.key_sha256));
+    now = then;
+    now.version = 2;                               /* a title changed: stay */
+    assert_null(authtable_revokes(&then, &now));
+    assert_string_equal(authtable_revokes(&then, NULL), "the stream was deleted");
+    now.deleted = true;
+    assert_string_equal(authtable_revokes(&then, &now), "the stream was deleted");
+    now = then;
+    now.disabled = true;
+    assert_string_equal(authtable_revokes(&then, &now), "the stream was disabled");
+    now = then;
+    now.key_sha256[31] ^= 1;
+    assert_string_equal(authtable_revokes(&then, &now), "the stream key changed");
+    now = then;
+    strcpy(now.passphrase, "ten-to-79-chars");
+    assert_string_equal(authtable_revokes(&then, &now), "the stream's passphrase changed");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +250,8 @@ int main(void)
         cmocka_unit_test(test_describe_hides_secrets),
         cmocka_unit_test(test_swaps_under_readers),
         cmocka_unit_test(test_relay_records),
+        cmocka_unit_test(test_stream_locations),
+        cmocka_unit_test(test_revokes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
