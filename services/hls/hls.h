@@ -81,7 +81,6 @@ struct hls {
     struct hls_stats stats;
     char holder[129];             /* our lease holder id: "<node id>/<random>", <= 128 */
     char advertise[ORIGIN_URL_MAX + 1];
-    uint8_t *rx;                  /* SLP_MAX_FRAME: the frame being handled, any link */
     /* streams by name: every stream we know live, own, or still serve */
     struct stream **bucket;
     unsigned nbuckets, nstreams, nowned;

@@ -1,16 +1,9 @@
-/* One SLP subscription of hls to a relay (proto/SLP.md section 6):
- *
- *   CONNECTING -> AWAIT_HELLO -> AWAIT_ACCEPT -> OPEN -> (ended) DRAINING -> freed
- *
- * HELLO and SUBSCRIBE (start at the last keyframe, waiting <wait_ms> for the
- * stream to go live) go out with the connection. Every wait has a bound:
+/* One SLP subscription of hls to a relay (proto/SLP.md section 6), on
+ * libcommon's slpclient: HELLO and SUBSCRIBE (start at the last keyframe,
+ * waiting <wait_ms> for the stream to go live) go out with the connection;
  * connect and handshake within <connect_timeout_ms>, then nothing received
- * for <idle_timeout_ms> ends the link (the relay sends PING when it has
- * nothing else; we answer, and send PING when we have sent nothing for 5 s).
- *
- * Frames are read into <rx>, a buffer of SLP_MAX_FRAME bytes shared by all
- * the links of the process (one loop: a frame is handled before the next is
- * read), and handed over during the callback only.
+ * for <idle_timeout_ms> ends the link. Frames are handed over during the
+ * callback only.
  *
  * A link ends once: by itself (ended() says why: EOS, an ERROR frame, the
  * network, a timeout, a protocol error), or by link_close(). Either way it
@@ -32,8 +25,8 @@ struct link;
 enum link_end {
     LINK_END_EOS,        /* the relay said EOS: the stream ended (detail: reason) */
     LINK_END_REFUSED,    /* the relay sent ERROR (detail: code and text) */
-    LINK_END_NETWORK,    /* cannot connect, or the connection was lost */
-    LINK_END_TIMEOUT,    /* connect/handshake too slow, or the relay went silent */
+    LINK_END_NETWORK,    /* cannot connect or handshake in time, the connection
+                            was lost, or the relay went silent (detail says) */
     LINK_END_PROTOCOL,   /* the relay sent something SLP does not allow */
 };
 
@@ -59,8 +52,8 @@ struct link_options {
 };
 
 /* Connects and subscribes. NULL (logged) when the address is malformed or
- * out of memory. <rx> must outlive every link. */
-struct link *link_open(struct event_base *base, struct evdns_base *dns, uint8_t *rx,
+ * out of memory. */
+struct link *link_open(struct event_base *base, struct evdns_base *dns,
                        const struct link_options *o, const struct link_handler *h, void *arg);
 
 /* Ends the link from our side; no callback follows. Safe from a callback. */

@@ -215,13 +215,12 @@ static int make_parts(struct hls *h)
                                       .metrics = h->d->metrics };
     h->nbuckets = NBUCKETS;
     h->bucket = calloc(NBUCKETS, sizeof(*h->bucket));
-    h->rx = malloc(SLP_MAX_FRAME);
     h->redis = redis_new(h->d->base, h->d->dns, &ro);
     h->http = http_server_new(h->d->base, &ho);
     h->tick = event_new(h->d->base, -1, EV_PERSIST, on_tick, h);
     h->drain = evtimer_new(h->d->base, on_drain_poll, h);
     h->reader = event_new(h->d->base, -1, EV_PERSIST, on_read_tick, h);
-    if (!h->bucket || !h->rx || !h->redis || !h->http || !h->tick || !h->drain || !h->reader)
+    if (!h->bucket || !h->redis || !h->http || !h->tick || !h->drain || !h->reader)
         return -1;
     return 0;
 }
@@ -285,7 +284,6 @@ static void hls_free(struct hls *h)
     if (h->reader)
         event_free(h->reader);
     free(h->bucket);
-    free(h->rx);
 }
 
 int main(int argc, char **argv)

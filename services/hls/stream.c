@@ -676,7 +676,7 @@ static void open_link(struct stream *s)
     if (s->relay[0] == '\0')
         return;
     metric_add(h->stats.relay_links, 1);
-    s->link = link_open(h->d->base, h->d->dns, h->rx, &o, &link_handler, s);
+    s->link = link_open(h->d->base, h->d->dns, &o, &link_handler, s);
     if (s->link == NULL)
         enter_grace(s, RETRY_MS);
 }

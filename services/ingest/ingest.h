@@ -8,8 +8,8 @@
  *   pipeline    publish.c (one stream: publish lease, relay link, TS
  *               annotation, pre-roll, back-pressure), viewer.c (one viewer:
  *               locating the stream's relay, subscribing, following it,
- *               dropping for a slow viewer), relaylink.c (the SLP
- *               connection, either way), relays.c (which relay)
+ *               dropping for a slow viewer), relays.c (which relay);
+ *               the SLP connections are libcommon's slpclient
  *   auth        gate.c (what the listen callback decides with, thread-safe),
  *               authsync.c (keeping the table: api loads, sluice:events)
  *   pure        streamid.c (the StreamID grammar), authtable.c (the table,
@@ -29,6 +29,8 @@
 #include <stdint.h>
 
 #include "sluice/config.h"
+
+#define INGEST_AGENT "sluice-ingest/0.1"   /* our software, in SLP HELLO */
 
 struct daemon;
 struct gate;

@@ -9,7 +9,6 @@
 #include <event2/event.h>
 
 #include "ingest.h"
-#include "relaylink.h"
 #include "relays.h"
 #include "sluice/clock.h"
 #include "sluice/daemon.h"
@@ -18,6 +17,7 @@
 #include "sluice/metrics.h"
 #include "sluice/names.h"
 #include "sluice/slp.h"
+#include "sluice/slpclient.h"
 #include "sluice/ts.h"
 
 #define TICK_MS 50                 /* the annotator's delay bound is applied this often */
@@ -37,7 +37,7 @@ struct publish {
     int64_t started_us;
     enum publish_state state;
     struct leasekeep *lease;
-    struct relaylink *link;
+    struct slpclient *link;
     struct relay_choice relay;
     char avoid[RELAY_ID_MAX + 1];             /* the relay that just failed */
     struct ts_annotator *ann;
@@ -86,7 +86,7 @@ static void send_frame(struct publish *p, const struct ts_frame *f, uint16_t fla
 {
     uint8_t hdr[SLP_MEDIA_HEADER_LEN];
     if (slp_encode_media_header(hdr, flags, f->pts, f->wall_us, f->len) == 0 ||
-        relaylink_send_media(p->link, hdr, f->ts, f->len) == -1)
+        slpclient_send_media(p->link, hdr, f->ts, f->len) == -1)
         count_drop(p, f->len);
 }
 
@@ -121,7 +121,7 @@ static void on_frame(const struct ts_frame *f, void *arg)
         keep_frame(p, f, key);
         return;
     }
-    size_t pending = relaylink_pending(p->link);
+    size_t pending = slpclient_pending(p->link);
     size_t limit = (size_t)p->ing->cfg->relay_buffer;
     if (p->dropping) {
         if (!key || pending > limit / 2) {
@@ -162,7 +162,7 @@ static void send_preroll(struct publish *p)
             hdr[7] |= SLP_F_DISCONTINUITY;    /* flags: u16 at offset 6, big-endian */
         p->gap = false;
     }
-    if (relaylink_send_frames(p->link, p->preroll) == -1)
+    if (slpclient_send_frames(p->link, p->preroll) == -1)
         count_drop(p, len);
     evbuffer_drain(p->preroll, evbuffer_get_length(p->preroll));
     p->preroll_key = false;
@@ -209,15 +209,15 @@ static void on_accepted(void *arg)
     send_preroll(p);
 }
 
-static void on_link_closed(void *arg, enum relaylink_end end, unsigned code, const char *reason)
+static void on_link_closed(void *arg, enum slpclient_end end, unsigned code, const char *reason)
 {
     struct publish *p = arg;
     char text[4 * SLP_TEXT_MAX + 8];
     snprintf(text, sizeof(text), "%s", reason);   /* <reason> lives in the link */
-    relaylink_free(p->link);
+    slpclient_free(p->link);
     p->link = NULL;
     if (p->state == PS_STOPPING) {
-        if (end != RL_FINISHED)
+        if (end != SLPCLIENT_FINISHED)
             log_info("publish %s: relay link ended: %s", p->stream, text);
         p->link_done = true;
         maybe_free(p);
@@ -225,7 +225,7 @@ static void on_link_closed(void *arg, enum relaylink_end end, unsigned code, con
     }
     bool was_live = p->state == PS_LIVE;
     const char *name = slp_error_name(code);
-    if (end == RL_REFUSED && code == SLP_E_CONFLICT) {
+    if (end == SLPCLIENT_REFUSED && code == SLP_E_CONFLICT) {
         char why[400];
         snprintf(why, sizeof(why), "relay %s: the publish lease is not ours: %.100s",
                  p->relay.addr, text);
@@ -235,14 +235,14 @@ static void on_link_closed(void *arg, enum relaylink_end end, unsigned code, con
     }
     ingest_count(p->ing, IM_RELAY_CONNECTS, was_live ? "lost" : "failed", 1);
     log_warn("publish %s: relay %s %s: %s%s%s; again in %lld ms", p->stream, p->relay.addr,
-             was_live ? "link lost" : "refused or unreachable", end == RL_REFUSED && name ? name : "",
-             end == RL_REFUSED ? ": " : "", text,
+             was_live ? "link lost" : "refused or unreachable", end == SLPCLIENT_REFUSED && name ? name : "",
+             end == SLPCLIENT_REFUSED ? ": " : "", text,
              (long long)(p->backoff_ms ? p->backoff_ms : BACKOFF_MIN_MS));
     snprintf(p->avoid, sizeof(p->avoid), "%s", p->relay.id);
     backoff(p);
 }
 
-static const struct relaylink_handler link_handler = { on_accepted, NULL, on_link_closed };
+static const struct slpclient_handler link_handler = { on_accepted, NULL, NULL, on_link_closed };
 
 static void connect_relay(struct publish *p)
 {
@@ -258,13 +258,14 @@ static void connect_relay(struct publish *p)
     struct slp_frame req = { .type = SLP_PUBLISH, .publish = {
         slp_cstr(p->stream), slp_cstr(p->id), slp_cstr(p->ing->d->node_id),
         slp_cstr(p->protocol), slp_cstr(p->client), p->started_us } };
-    struct relaylink_options o = {
+    struct slpclient_options o = {
         .node = p->ing->d->node_id,
+        .agent = INGEST_AGENT,
         .connect_timeout_ms = (int)cfg->relay_connect_timeout_ms,
         .idle_timeout_ms = RELAY_IDLE_MS,
         .drain_ms = DRAIN_MS,
     };
-    p->link = relaylink_start(p->ing->d->base, p->ing->d->dns, p->relay.addr, &req, &o,
+    p->link = slpclient_start(p->ing->d->base, p->ing->d->dns, p->relay.addr, &req, &o,
                               &link_handler, p);
     if (p->link == NULL) {
         backoff(p);
@@ -355,7 +356,7 @@ static void free_now(struct publish *p)
         ing->pubs = p->next;
     if (p->next)
         p->next->prev = p->prev;
-    relaylink_free(p->link);
+    slpclient_free(p->link);
     leasekeep_free(p->lease);
     ts_annotator_free(p->ann);
     if (p->preroll)
@@ -444,7 +445,7 @@ void publish_stop(struct publish *p, enum publish_stop how)
 {
     if (p->state == PS_STOPPING)
         return;
-    bool live = p->state == PS_LIVE && p->link != NULL && relaylink_open(p->link);
+    bool live = p->state == PS_LIVE && p->link != NULL && slpclient_open(p->link);
     p->state = PS_STOPPING;
     daemon_hold(p->ing->d);
     evtimer_del(p->retry);
@@ -456,9 +457,9 @@ void publish_stop(struct publish *p, enum publish_stop how)
         p->state = PS_STOPPING;
         struct slp_frame eos = { .type = SLP_EOS,
                                  .eos = { eos_of[how].reason, slp_cstr(eos_of[how].text) } };
-        relaylink_end(p->link, eos_of[how].text ? &eos : NULL);
+        slpclient_end(p->link, eos_of[how].text ? &eos : NULL);
     } else {
-        relaylink_free(p->link);
+        slpclient_free(p->link);
         p->link = NULL;
         p->link_done = true;
     }

@@ -9,7 +9,6 @@
 
 #include "ingest.h"
 #include "publish.h"
-#include "relaylink.h"
 #include "relays.h"
 #include "sluice/clock.h"
 #include "sluice/daemon.h"
@@ -19,6 +18,7 @@
 #include "sluice/names.h"
 #include "sluice/redis.h"
 #include "sluice/slp.h"
+#include "sluice/slpclient.h"
 
 #define LOOKUP_EVERY_MS 500        /* not live: asked again this often (stream.start is sooner) */
 #define RELINK_MIN_MS 100          /* after a failed subscription, doubling ... */
@@ -40,7 +40,7 @@ struct viewer {
     char client[SLP_CLIENT_MAX + 1];
     char id[32];
     enum viewer_state state;
-    struct relaylink *link;
+    struct slpclient *link;
     struct relay_choice relay;               /* where link goes */
     struct lookup *lookup;
     struct event *timer;                     /* the next lookup */
@@ -108,7 +108,7 @@ static void finish(struct viewer *v, enum viewer_end end, const char *why)
     v->end = end;
     snprintf(v->why, sizeof(v->why), "%s", why);
     evtimer_del(v->timer);
-    relaylink_free(v->link);                  /* never called from its callbacks */
+    slpclient_free(v->link);                  /* never called from its callbacks */
     v->link = NULL;
     event_active(v->end_ev, EV_TIMEOUT, 0);
 }
@@ -257,7 +257,7 @@ static void on_link_frame(void *arg, const struct slp_frame *f)
         return;
     case SLP_EOS:
         v->eos = f->eos.reason ? f->eos.reason : 0xff;
-        relaylink_end(v->link, NULL);         /* closed() follows */
+        slpclient_end(v->link, NULL);         /* closed() follows */
         return;
     default:
         return;
@@ -270,12 +270,12 @@ static void on_link_accepted(void *arg)
     ingest_count(v->ing, IM_VIEWER_SUBSCRIBES, "accepted", 1);
 }
 
-static void on_link_closed(void *arg, enum relaylink_end end, unsigned code, const char *reason)
+static void on_link_closed(void *arg, enum slpclient_end end, unsigned code, const char *reason)
 {
     struct viewer *v = arg;
     char why[64], text[4 * SLP_TEXT_MAX + 8];
     snprintf(text, sizeof(text), "%s", reason);   /* <reason> lives in the link */
-    relaylink_free(v->link);
+    slpclient_free(v->link);
     v->link = NULL;
     uint8_t eos = v->eos;
     v->eos = 0;
@@ -290,11 +290,11 @@ static void on_link_closed(void *arg, enum relaylink_end end, unsigned code, con
         log_info("view %s (%s): relay %s ended %s (%s): looking for it", v->id, v->stream,
                  v->relay.addr, v->stream, name ? name : "?");
         ingest_count(v->ing, IM_VIEWER_SUBSCRIBES, "ended", 1);
-    } else if (end == RL_REFUSED && code == SLP_E_NOT_FOUND) {
+    } else if (end == SLPCLIENT_REFUSED && code == SLP_E_NOT_FOUND) {
         log_debug("view %s: %s is not on relay %s", v->id, v->stream, v->relay.addr);
         ingest_count(v->ing, IM_VIEWER_SUBSCRIBES, "not_found", 1);
     } else {
-        const char *name = end == RL_REFUSED ? slp_error_name(code) : NULL;
+        const char *name = end == SLPCLIENT_REFUSED ? slp_error_name(code) : NULL;
         v->relink_ms = v->relink_ms ? 2 * v->relink_ms : RELINK_MIN_MS;
         if (v->relink_ms > RELINK_MAX_MS)
             v->relink_ms = RELINK_MAX_MS;
@@ -307,8 +307,8 @@ static void on_link_closed(void *arg, enum relaylink_end end, unsigned code, con
     relocate(v, delay);
 }
 
-static const struct relaylink_handler link_handler = {
-    on_link_accepted, on_link_frame, on_link_closed,
+static const struct slpclient_handler link_handler = {
+    on_link_accepted, on_link_frame, NULL, on_link_closed,
 };
 
 /* Subscribes at <where>: from its GOP cache the first time, from the next
@@ -317,19 +317,20 @@ static const struct relaylink_handler link_handler = {
 static void subscribe(struct viewer *v, const struct relay_choice *where)
 {
     evtimer_del(v->timer);
-    relaylink_free(v->link);
+    slpclient_free(v->link);
     v->link = NULL;
     v->eos = 0;
     v->relay = *where;
     struct slp_frame req = { .type = SLP_SUBSCRIBE, .subscribe = {
         slp_cstr(v->stream), v->started ? SLP_START_LIVE : SLP_START_KEYFRAME, 0 } };
-    struct relaylink_options o = {
+    struct slpclient_options o = {
         .node = v->ing->d->node_id,
+        .agent = INGEST_AGENT,
         .connect_timeout_ms = (int)v->ing->cfg->relay_connect_timeout_ms,
         .idle_timeout_ms = RELAY_IDLE_MS,
         .drain_ms = LINK_DRAIN_MS,
     };
-    v->link = relaylink_start(v->ing->d->base, v->ing->d->dns, where->addr, &req, &o,
+    v->link = slpclient_start(v->ing->d->base, v->ing->d->dns, where->addr, &req, &o,
                               &link_handler, v);
     if (v->link == NULL) {
         relocate(v, RELINK_MAX_MS);
@@ -391,7 +392,7 @@ static void free_now(struct viewer *v)
         v->next->prev = v->prev;
     if (v->lookup != NULL)
         v->lookup->v = NULL;                  /* the reply, when it comes, finds nobody */
-    relaylink_free(v->link);
+    slpclient_free(v->link);
     if (v->timer)
         event_free(v->timer);
     if (v->end_ev)

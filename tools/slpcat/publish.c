@@ -306,12 +306,6 @@ static void on_accepted(void *arg)
     pump_later(p, 0);         /* not from inside the read callback */
 }
 
-static void on_frame(const struct slp_frame *f, void *arg)
-{
-    (void)f;
-    (void)arg;                 /* link.c refuses stream frames to a publisher */
-}
-
 static void on_writable(void *arg)
 {
     pump(arg);
@@ -336,7 +330,7 @@ static void on_closed(int code, void *arg)
         slpcat_quit(p->s, p->end_code);
 }
 
-static const struct link_handler handler = { on_accepted, on_frame, on_writable, on_closed };
+static const struct link_handler handler = { on_accepted, NULL, on_writable, on_closed };
 
 /* Ends the session with <code>; <why> (NULL: none) goes in the EOS. */
 static void finish(struct publisher *p, int code, const char *why)
@@ -357,10 +351,8 @@ static int connect_relay(struct publisher *p)
     struct slp_frame req = { .type = SLP_PUBLISH, .publish = {
         slp_cstr(c->stream), slp_cstr(p->publisher_id), slp_cstr(p->s->node),
         slp_cstr(c->protocol), slp_cstr(c->client), clock_wall_us() } };
-    p->link = link_new(p->s, SLP_ROLE_PUBLISHER, &handler, p);
-    if (p->link == NULL || link_start(p->link, &req) == -1)
-        return -1;
-    return 0;
+    p->link = link_start(p->s, &req, &handler, p);
+    return p->link != NULL ? 0 : -1;
 }
 
 static void on_lease(enum lease_event ev, const char *other, void *arg)
@@ -488,7 +480,7 @@ void publish_stop(struct publisher *p)
         lease_release(p->lease);
         return;
     }
-    if (link_state(p->link) == LINK_OPEN) {
+    if (link_open(p->link)) {
         if (p->ann != NULL)
             ts_annotator_flush(p->ann, on_annotated, p);
         else

@@ -2,7 +2,7 @@
  * write its TS out. One process, one libevent loop, one SLP connection.
  *
  *   main.c       options, usage, exit codes, the loop
- *   link.c       the SLP connection: connect, handshake, keepalive, errors
+ *   link.c       the SLP connection (libcommon slpclient): options, errors, exit codes
  *   publish.c    input, pacing, annotation (or --raw), EOS at the end
  *   subscribe.c  output of the MEDIA payload, EOS and --frames
  *   lease.c      the publish lease in Redis: take, renew, release

@@ -144,8 +144,8 @@ struct subscriber *subscribe_start(struct slpcat *s, int *exit_code)
     }
     struct slp_frame req = { .type = SLP_SUBSCRIBE, .subscribe = {
         slp_cstr(c->stream), start, (uint32_t)(c->wait_s * 1000) } };
-    sub->link = link_new(s, SLP_ROLE_SUBSCRIBER, &handler, sub);
-    if (sub->link == NULL || link_start(sub->link, &req) == -1) {
+    sub->link = link_start(s, &req, &handler, sub);
+    if (sub->link == NULL) {
         *exit_code = SLPCAT_EXIT_USAGE;
         subscribe_free(sub);
         return NULL;
