@@ -55,10 +55,10 @@ static void count_viewer(struct edge *e, const struct edge_req *req,
     char id[CLIENT_ID_MAX];
     size_t n = client_address(e, req, id, 128);
     const char *ua = edge_req_header(req, "User-Agent");
-    int m = snprintf(id + n, sizeof(id) - n, "|%s", ua ? ua : "");
-    size_t len = n + (m < 0 ? 0 : (size_t)m);
-    viewers_seen(e->viewers, obj->name, id, len < sizeof(id) ? len : sizeof(id) - 1,
-                 clock_mono_ms());
+    size_t ualen = ua ? strnlen(ua, sizeof(id) - n - 1) : 0;
+    id[n] = '|';
+    memcpy(id + n + 1, ua ? ua : "", ualen);
+    viewers_seen(e->viewers, obj->name, id, n + 1 + ualen, clock_mono_ms());
 }
 
 /* ---- replies (Connection: close while stopping is the server's) ---------- */
@@ -70,16 +70,30 @@ static void reply_error(struct edge_req *req, int status, const char *error,
     edge_reply_error(req, status, error, message);
 }
 
+/* "public, max-age=<secs><tail>" into <out> (64 bytes at least), without
+ * printf: this runs on every hit. */
+static void max_age(char *out, int64_t secs, const char *tail)
+{
+    char digits[24], *d = digits + sizeof(digits);
+    uint64_t v = secs > 0 ? (uint64_t)secs : 0;
+    do {
+        *--d = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t n = (size_t)(digits + sizeof(digits) - d);
+    memcpy(out, "public, max-age=", 16);
+    memcpy(out + 16, d, n);
+    strcpy(out + 16 + n, tail);
+}
+
 static void cache_control(struct edge *e, const struct objpath *obj, int64_t fresh_until,
-                          bool stale, char *out, size_t outlen)
+                          bool stale, char *out)
 {
     if (obj->type == OBJ_SEGMENT) {
-        snprintf(out, outlen, "public, max-age=%lld, immutable",
-                 (long long)(e->cfg->segment_max_age_ms / 1000));
+        max_age(out, e->cfg->segment_max_age_ms / 1000, ", immutable");
         return;
     }
-    int64_t left = stale ? 0 : (fresh_until - clock_mono_ms()) / 1000;
-    snprintf(out, outlen, "public, max-age=%lld", (long long)(left > 0 ? left : 0));
+    max_age(out, stale ? 0 : (fresh_until - clock_mono_ms()) / 1000, "");
 }
 
 static void object_headers(struct edge *e, struct edge_req *req,
@@ -87,7 +101,7 @@ static void object_headers(struct edge *e, struct edge_req *req,
                            int64_t fresh_until, const char *xcache)
 {
     char cc[80];
-    cache_control(e, obj, fresh_until, xcache[0] == 'S', cc, sizeof(cc));
+    cache_control(e, obj, fresh_until, xcache[0] == 'S', cc);
     edge_req_add_header(req, "Cache-Control", cc);
     if (b->etag[0])
         edge_req_add_header(req, "ETag", b->etag);
