@@ -235,9 +235,32 @@ static int segment_decode(const char *s, const char *e, char *out)
     return (int)(o - out);
 }
 
+/* The length of the "http://authority" before the path of an absolute-form
+ * <target>, or 0 for any other form. */
+static size_t absolute_prefix(const char *target, size_t len)
+{
+    size_t scheme = len >= 7 && strncasecmp(target, "http://", 7) == 0 ? 7
+                  : len >= 8 && strncasecmp(target, "https://", 8) == 0 ? 8 : 0;
+    if (scheme == 0)
+        return 0;
+    size_t i = scheme;
+    while (i < len && target[i] != '/' && target[i] != '?' && target[i] != '#')
+        i++;
+    return i;
+}
+
 int http1_path_decode(const char *target, size_t len, char *out, size_t outlen,
                       size_t max_path, size_t max_segments)
 {
+    size_t skip = absolute_prefix(target, len);
+    if (skip > 0 && (skip == len || target[skip] != '/')) {
+        if (outlen < 2)
+            return -1;
+        memcpy(out, "/", 2);   /* "http://host" or "http://host?q": the root */
+        return 1;
+    }
+    target += skip;
+    len -= skip;
     const char *end = target;
     while (end < target + len && *end != '?' && *end != '#')
         end++;

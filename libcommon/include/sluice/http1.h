@@ -53,7 +53,7 @@ int http1_parse(const char *buf, size_t len, struct http1_request *r);
 const char *http1_header(const struct http1_request *r, const char *name, size_t *vlen);
 
 /* Decodes the path of an origin-form <target> (<len> bytes: up to a '?' or
- * '#') into <out> as a C string of '/'-separated, percent-decoded segments.
+ * '#'; of an absolute-form one, "http://host/path", the path) into <out> as a C string of '/'-separated, percent-decoded segments.
  * Refuses (returns -1) a target not starting with '/', a path over <max_path>
  * raw bytes or more than <max_segments> segments, a "." or ".." segment, and
  * a segment that decodes to contain '/' or NUL. Returns the decoded length.

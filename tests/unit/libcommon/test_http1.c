@@ -178,10 +178,17 @@ static void test_path_decode(void **state)
     assert_string_equal(out, "/");
     assert_true(decode("/a//b/", out) > 0);
     assert_string_equal(out, "/a//b/");
+    /* absolute-form, as proxies may send it */
+    assert_true(decode("http://edge:8081/live/a/b.ts?x", out) > 0);
+    assert_string_equal(out, "/live/a/b.ts");
+    assert_true(decode("HTTPS://edge", out) > 0);
+    assert_string_equal(out, "/");
+    assert_true(decode("http://edge?x=/y", out) > 0);
+    assert_string_equal(out, "/");
     static const char *const bad[] = {
         "", "live/x", "?x", "/live/../x", "/live/./x", "/live/%2e%2E/x", "/live/.%2e",
         "/live/a%2fb", "/live/a%2Fb", "/live/a%00b", "/1/2/3/4/5/6/7/8/9",
-        "http://h/live/x",
+        "ftp://h/live/x", "http:/x", "http://h/live/../x",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(decode(bad[i], out), -1);
