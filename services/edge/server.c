@@ -29,8 +29,6 @@
 #define OUT_HIGH (1 << 20)               /* write before parsing more past this */
 #define IOV_MAX_WRITE 64                 /* buffers per writev */
 
-static void conn_run(struct edge_conn *c);
-
 /* ---- connections ---------------------------------------------------------- */
 
 static void set_accepting(struct edge_server *s, bool on)
