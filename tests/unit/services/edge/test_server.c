@@ -226,6 +226,22 @@ static void test_own_errors(void **state)
     assert_int_equal(edge_server_pending(f->srv), 0);
 }
 
+/* An error right after a HEAD on the same connection still has its body (the
+ * method of the request before must not leak into the next one). */
+static void test_error_after_head(void **state)
+{
+    struct fixture *f = *state;
+    bool closed;
+    int fd = client(f);
+    say(fd, "HEAD /live/x/hello HTTP/1.1\r\n\r\nGET /nowhere HTTP/1.1\r\n\r\n");
+    const char *r = hear(f, fd, 2, &closed);
+    assert_int_equal(count(r, "HTTP/1.1 "), 2);
+    const char *second = strstr(r, "HTTP/1.1 404 ");
+    assert_non_null(second);
+    assert_non_null(strstr(second, "{\"error\": \"not_found\""));
+    close(fd);
+}
+
 static void test_limits(void **state)
 {
     struct fixture *f = *state;
@@ -312,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keepalive_and_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_before_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_after_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout_and_cap, setup, teardown),
