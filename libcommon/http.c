@@ -28,7 +28,6 @@
 #define MAX_SEGMENTS 32
 #define MAX_SERVER_HEADERS 8
 
-enum { M_REQUESTS, M_DURATION, M_CONNECTIONS, M_COUNT };
 static const struct metric_def http_metric_defs[] = {
     { "sluice_http_requests_total", METRIC_COUNTER, "HTTP requests answered",
       { "server", "route", "status" } },
@@ -61,7 +60,7 @@ struct http_server {
     struct bufferevent **fresh;         /* connections not yet given a closecb */
     size_t nfresh, capfresh;
     struct event *fixup_ev;
-    struct metric *m[M_COUNT];
+    struct metric *m[HTTP_M_COUNT];
     struct metric_series *conns_gauge;
     struct { char *name, *value; } headers[MAX_SERVER_HEADERS];
     size_t nheaders;
@@ -72,6 +71,11 @@ struct http_server {
 static const unsigned all_methods = EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
     EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH;
+
+const struct metric_def *http_metric_table(void)
+{
+    return http_metric_defs;
+}
 
 /* ---- connection counting ------------------------------------------------ */
 
@@ -300,9 +304,9 @@ static void record(struct http_request *req, int status)
         return;
     char code[8];
     snprintf(code, sizeof(code), "%d", status);
-    metric_add(metric_at(s->m[M_REQUESTS], s->name, route_label(req), code), 1);
+    metric_add(metric_at(s->m[HTTP_M_REQUESTS], s->name, route_label(req), code), 1);
     double secs = (double)(clock_mono_us() - req->started_us) / 1e6;
-    metric_observe(metric_at(s->m[M_DURATION], s->name, route_label(req)), secs);
+    metric_observe(metric_at(s->m[HTTP_M_DURATION], s->name, route_label(req)), secs);
 }
 
 void http_reply(struct http_request *req, int status, const char *content_type,
@@ -544,7 +548,7 @@ struct http_server *http_server_new(struct event_base *base,
     evhttp_set_bevcb(s->http, new_conn_bev, s);
     evhttp_set_gencb(s->http, dispatch, s);
     if (opts->metrics && metrics_register(opts->metrics, http_metric_defs, s->m) == 0)
-        s->conns_gauge = metric_at(s->m[M_CONNECTIONS], s->name);
+        s->conns_gauge = metric_at(s->m[HTTP_M_CONNECTIONS], s->name);
     return s;
 }
 

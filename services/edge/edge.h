@@ -3,6 +3,7 @@
  * duration), makes one origin request per object however many viewers ask,
  * and keeps serving from what it knows when Redis or an origin falters.
  *
+ *   server    the viewer port: connections, HTTP/1.1 (reply.c renders replies)
  *   handler   the HTTP routes: /live/<name>/<file>, /vod/<id>/<file>
  *   flight    one coalesced fetch per object: route, origin, cache
  *   routes    stream -> origin URL, from Redis, remembered
@@ -21,7 +22,7 @@
 
 struct daemon;
 struct redis;
-struct http_server;
+struct edge_server;
 struct cache;
 struct routes;
 struct origins;
@@ -63,7 +64,7 @@ struct edge {
     const struct edge_config *cfg;
     struct event_base *base;
     struct redis *redis;
-    struct http_server *http;
+    struct edge_server *server;
     struct cache *cache;
     struct routes *routes;
     struct origins *origins;

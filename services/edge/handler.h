@@ -12,8 +12,13 @@
 #define SLUICE_EDGE_HANDLER_H
 
 struct edge;
+struct edge_req;
 
-/* Adds the routes and the CORS headers to e->http. Returns 0 or -1. */
+/* Answers one request of the viewer port (the server's handler; its arg is
+ * the struct edge). */
+void edge_handle(struct edge_req *req);
+
+/* Adds the CORS headers to e->server's replies. Returns 0 or -1. */
 int edge_handler_install(struct edge *e);
 
 #endif

@@ -13,10 +13,10 @@
 #include "handler.h"
 #include "origin.h"
 #include "routes.h"
+#include "server.h"
 #include "sluice/admin.h"
 #include "sluice/clock.h"
 #include "sluice/daemon.h"
-#include "sluice/http.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/redis.h"
@@ -142,7 +142,7 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct edge *e = arg;
-    if (http_server_pending(e->http) == 0 && flights_count(e->flights) == 0 &&
+    if (edge_server_pending(e->server) == 0 && flights_count(e->flights) == 0 &&
         body_sends_in_flight() == 0) {
         daemon_release(e->d);
         return;
@@ -154,7 +154,7 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 static void edge_stop(void *arg)
 {
     struct edge *e = arg;
-    http_server_stop_accepting(e->http);
+    edge_server_stop_accepting(e->server);
     evtimer_del(e->tick);
     daemon_hold(e->d);
     on_drain_poll(-1, 0, e);
@@ -200,11 +200,10 @@ static int edge_parts(struct edge *e, struct daemon *d, const struct edge_config
         .max_body = (size_t)cfg->max_object_size, .max_fetches = (unsigned)cfg->max_fetches,
         .retry_ms = cfg->origin_retry_ms,
     };
-    struct http_server_options ho = {
-        .name = "edge", .max_body = 1024,
+    struct edge_server_options so = {
         .max_connections = connection_cap(cfg->max_connections),
-        .timeout_s = (int)(cfg->client_timeout_ms / 1000), .metrics = d->metrics,
-        .max_write = 4 << 20,
+        .timeout_ms = cfg->client_timeout_ms, .metrics = d->metrics,
+        .handler = edge_handle, .arg = e,
     };
     e->cache = cache_new((size_t)cfg->cache_size);
     e->redis = redis_new(d->base, d->dns, &ro);
@@ -213,11 +212,11 @@ static int edge_parts(struct edge *e, struct daemon *d, const struct edge_config
     e->flights = flights_new(e);
     e->viewers = viewers_new(cfg->viewers_window_ms, (size_t)cfg->max_viewers,
                              (size_t)cfg->max_routes, e->stats.m[EM_VIEWERS]);
-    e->http = http_server_new(d->base, &ho);
+    e->server = edge_server_new(d->base, &so);
     e->tick = event_new(d->base, -1, EV_PERSIST, on_tick, e);
     e->drain = evtimer_new(d->base, on_drain_poll, e);
     if (!e->cache || !e->redis || !e->routes || !e->origins || !e->flights || !e->viewers ||
-        !e->http || !e->tick || !e->drain)
+        !e->server || !e->tick || !e->drain)
         return -1;
     return 0;
 }
@@ -232,7 +231,7 @@ static int edge_start(struct edge *e, struct daemon *d, const struct edge_config
         return -1;
     redis_set_state_cb(e->redis, on_redis_state, e);
     char *err = NULL;
-    if (http_server_listen(e->http, cfg->listen, &err) == -1 ||
+    if (edge_server_listen(e->server, cfg->listen, &err) == -1 ||
         admin_start(d, cfg->admin_listen, ready, e, &err) == NULL) {
         log_error("%s", err ? err : "cannot start the HTTP servers");
         free(err);
@@ -257,7 +256,7 @@ static void edge_free(struct edge *e)
     routes_free(e->routes);
     origins_free(e->origins);
     flights_free(e->flights);
-    http_server_free(e->http);
+    edge_server_free(e->server);
     viewers_free(e->viewers);
     cache_free(e->cache);
     if (e->tick)

@@ -1,7 +1,7 @@
 /* The edge's metrics, defined once in stats.c. Requests by route and status
- * and their latency come from libcommon's HTTP helper
- * (sluice_http_requests_total{server="edge",route="live"|"vod",status}); the
- * rest is here. Hot paths use the series pointers resolved at start. */
+ * and their latency are counted by the viewer port (reply.c) in libcommon's
+ * HTTP families (sluice_http_requests_total{server="edge",route="live"|"vod"|
+ * "unmatched",status}); the rest is here. Hot paths use the series pointers resolved at start. */
 #ifndef SLUICE_EDGE_STATS_H
 #define SLUICE_EDGE_STATS_H
 

@@ -87,6 +87,14 @@ struct http_server_options {
     struct metrics *metrics;   /* requests and latency by route; may be NULL */
 };
 
+/* The metric table behind sluice_http_requests_total,
+ * sluice_http_request_duration_seconds and sluice_http_connections (labels
+ * server, route, status), indexed by HTTP_M_*: for a server not built on this
+ * helper (the edge's viewer port) that counts the same way. */
+enum { HTTP_M_REQUESTS, HTTP_M_DURATION, HTTP_M_CONNECTIONS, HTTP_M_COUNT };
+struct metric_def;
+const struct metric_def *http_metric_table(void);
+
 /* Constructor; NULL (logged) on failure. */
 struct http_server *http_server_new(struct event_base *base,
                                     const struct http_server_options *opts);
