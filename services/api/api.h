@@ -127,5 +127,9 @@ void live_free(struct api *api);
 int bootstrap_start(struct api *api);
 void bootstrap_db_up(struct api *api);
 void bootstrap_free(struct api *api);
+/* True while the configured first admin is still being created: until then
+ * a login could look for it and not find it, so logins wait (503) and the
+ * api is not ready. */
+bool bootstrap_pending(const struct api *api);
 
 #endif

@@ -169,6 +169,10 @@ static void post_login(struct http_request *req)
         call_error(&l->call, 400, "bad_request", "%s", err);
         return;
     }
+    if (bootstrap_pending(l->call.api)) {   /* the admin's row may not be there yet */
+        call_unavailable(&l->call, "the login service (starting)");
+        return;
+    }
     call_client_ip(&l->call, l->client, sizeof(l->client));
     log_escape(l->who, sizeof(l->who), l->in.username, strlen(l->in.username));
     snprintf(l->ukey, sizeof(l->ukey), "u:%s", l->in.username);

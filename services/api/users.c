@@ -258,6 +258,7 @@ struct bootstrap {
     char hash[PASSWORD_HASH_MAX];  /* written by the worker */
     int hash_rc;
     bool hashed, inserting, done;
+    bool failed;                   /* cannot hash: no admin will come */
     struct event *retry;
 };
 
@@ -322,6 +323,7 @@ static void on_admin_hashed(void *arg, bool cancelled)
         return;
     if (b->hash_rc == -1) {
         log_error("users: cannot hash the admin password; no admin created");
+        b->failed = true;
         return;
     }
     b->hashed = true;
@@ -353,6 +355,12 @@ int bootstrap_start(struct api *api)
 void bootstrap_db_up(struct api *api)
 {
     bootstrap_try(api);
+}
+
+bool bootstrap_pending(const struct api *api)
+{
+    const struct bootstrap *b = api->bootstrap;
+    return b != NULL && !b->done && !b->failed;
 }
 
 void bootstrap_free(struct api *api)

@@ -136,3 +136,28 @@ def test_unusable_database_url_is_refused(daemons, redis_server):
                                  "SLUICE_DATABASE_URL": url})
         assert code == 1, (url, out)
         assert "database-url" in out, out
+
+
+def test_logins_wait_for_the_first_admin(api_factory, postgres_db):
+    """Until the configured admin's row is written, a login cannot find it:
+    the api answers 503 (try again), never 401, and is not ready. The test
+    holds the insert back with a table lock that still lets SELECTs through."""
+    api_factory()                                   # the schema, and a first admin
+    db = psycopg2.connect(postgres_db)
+    db.cursor().execute("LOCK TABLE users IN SHARE MODE")   # INSERT waits; SELECT does not
+    second = api_factory(wait_ready=False, SLUICE_ADMIN_USER="root2", SLUICE_DB_TIMEOUT="60s")
+    try:
+        wait_for(lambda: (readyz(second).get("checks") or {}).get("postgres") == "ok",
+                 timeout=15, what="the second api on the database")
+        checks = readyz(second)["checks"]
+        assert checks["admin"] == "being created" and not second.daemon.ready()
+        login = {"username": "root2", "password": ADMIN_PASSWORD}
+        assert_error(second.call("POST", "/v1/auth/login", json_body=login), 503,
+                     "unavailable")
+    finally:
+        db.rollback()                               # the insert goes through
+        db.close()
+    wait_for(second.daemon.ready, timeout=15, what="ready once the admin exists")
+    assert readyz(second)["checks"]["admin"] == "ok"
+    r = second.call("POST", "/v1/auth/login", json_body=login)
+    assert r.status_code == 200 and r.json()["user"]["username"] == "root2"
