@@ -4,8 +4,13 @@
  *   main.c       options, wiring, start and stop
  *   catalog.c    which streams are live (sluice:events, a periodic SCAN of
  *                sluice:stream:*), and taking their leases (candidates)
- *   stream.c     one stream: lease, packaging state, relay link, packager,
- *                publishing (memory, disk, Redis), grace, end
+ *   stream.c     one stream (stream.h): its roles, grace and end, the tick,
+ *                the table of streams; its private parts (stream_int.h) are
+ *                shared with
+ *     stream_lease.c  the lease, the claim (packaging state and stream record
+ *                     read, epoch written), the lookups during the grace
+ *     stream_media.c  the media path: relay link, packager, state write,
+ *                     publishing (memory, disk, playlist)
  *   serve.c      HTTP: /live/<name>/index.m3u8 and segments, from memory
  *   stats.c      metrics
  * and the pure parts, unit-tested and fuzzed:

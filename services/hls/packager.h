@@ -1,7 +1,7 @@
 /* The packager: one stream's segmenter and playlist, and the policy between
- * them. Pure (no I/O, no clock): the daemon's stream.c drives it with frames
- * from the relay and publishes what comes out; the unit tests and the fuzzer
- * drive it with adversarial input and check every rendered playlist.
+ * them. Pure (no I/O, no clock): the daemon's stream_media.c drives it with
+ * frames from the relay and publishes what comes out; the unit tests and the
+ * fuzzer drive it with adversarial input and check every rendered playlist.
  *
  * Target duration (EXT-X-TARGETDURATION), decided once per presentation:
  *  - continuing a playlist (packager_resume with a state that did not end):
