@@ -2,9 +2,12 @@
  * configuration it was built from. Built by ingest_new() (ingest.c), wired by
  * main.c. The files, by layer:
  *
- *   clients     srtsrv.c (the SRT listener and its thread: the only user of
- *               libsrt), conn.c (a client connection on the loop: decision,
- *               session authorization, takeover, handing bytes to publish)
+ *   clients     the SRT listener, the only user of libsrt (srtsrv.c: its
+ *               thread, accept and read, the loop side; srtsend.c: sending to
+ *               viewers; srtsetup.c: setup, libsrt's log; srtmap.c: the
+ *               socket map; all sharing srtsrv_int.h), conn.c (a client
+ *               connection on the loop: decision, session authorization,
+ *               takeover, handing bytes to publish)
  *   pipeline    publish.c (one stream: publish lease, relay link, TS
  *               annotation, pre-roll, back-pressure), viewer.c (one viewer:
  *               locating the stream's relay, subscribing, following it,
