@@ -18,7 +18,7 @@
  * command eventfd at most once a batch; every <batch_ms> the SRT thread cuts
  * each queue into messages of <payload_size> (7 TS packets) and hands them to
  * libsrt, waiting for SRT_EPOLL_OUT only when libsrt's send buffer is full.
- * The loop sees how far a viewer is behind (srtsrv_unsent) and drops, not
+ * The loop sees how far a viewer is behind (srtsrv_backlog) and drops, not
  * this module.
  *
  * Nothing of libsrt crosses this header: a connection is an opaque handle.
@@ -134,7 +134,7 @@ void srtsrv_set_sender(struct srtsrv *s, struct srtsrv_conn *c);
 
 /* Queues <len> bytes of TS (whole 188-byte packets) to send to <c>; copied.
  * Returns 0, or -1 if the connection has ended or out of memory. Unbounded
- * here: the caller bounds it with srtsrv_unsent(). Loop only. */
+ * here: the caller bounds it with srtsrv_backlog(). Loop only. */
 int srtsrv_send(struct srtsrv *s, struct srtsrv_conn *c, const uint8_t *ts, size_t len);
 
 /* How far behind a viewer is, as the SRT thread last saw it (at most a batch
