@@ -79,8 +79,10 @@ def test_connection_metrics_while_live(api, ingest, relay, tmp_path):
     assert m['sluice_ingest_stream_bytes_total{stream="cam1"}'] > 0
     assert m["sluice_ingest_authtable_loaded"] == 1
     assert m["sluice_ingest_authtable_streams"] == 1
-    # batching: far fewer loop wakeups than SRT packets
-    assert m["sluice_ingest_srt_handoffs_total"] < m[series.replace("rtt", "data_packets_recv")]
+    # batching: fewer loop wakeups than SRT packets (of 1316 bytes, counted
+    # as they arrive: libsrt's own counter above is a periodic snapshot)
+    packets = m['sluice_ingest_stream_bytes_total{stream="cam1"}'] / 1316
+    assert m["sluice_ingest_srt_handoffs_total"] < packets
     assert proc.wait(10) == 0
 
 
