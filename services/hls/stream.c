@@ -92,6 +92,8 @@ struct stream {
     struct seg_slot *slots;     /* SLOTS, allocated while something is served */
     unsigned shead, nslots;
     int64_t linger_until_ms;    /* a candidate serving what it packaged, until then */
+    bool served_ended;          /* what is served carries EXT-X-ENDLIST */
+    int64_t written_ms;         /* when the served playlist was last written to disk */
     uint64_t scan_gen;          /* the catalog's scan that last saw it live */
     struct stream *hnext;
 };
@@ -294,6 +296,7 @@ static void drop_served(struct stream *s)
     blob_unref(s->playlist);
     s->playlist = NULL;
     s->target = 0;
+    s->served_ended = false;
     disk_remove_stream(&s->h->disk, s->name);
     s->linger_until_ms = 0;
 }
@@ -459,6 +462,8 @@ static void apply(struct stream *s, struct pending *p)
     s->playlist = blob_ref(p->playlist);
     s->target = p->target;
     s->version = p->version;
+    s->served_ended = p->st.ended;
+    s->written_ms = clock_mono_ms();
     if (disk_write(&h->disk, s->name, "index.m3u8", p->playlist->data, p->playlist->len) == -1)
         metric_add(st->disk_errors, 1);
     evict_old(s, p->first_seq);
@@ -1059,6 +1064,21 @@ void stream_redis_up(struct stream *s)
         leasekeep_redis_state(s->lease, true);
 }
 
+/* An ended playlist served during <linger> is written again every target
+ * duration, as a live one would be, so that discovery keeps its origin key
+ * alive and the edge keeps routing late viewers here until it is dropped.
+ * Not once the stream is live again (here or elsewhere), nor for a stream
+ * another origin took: that origin's discovery owns the key then. */
+static void keep_advertised(struct stream *s, int64_t now)
+{
+    int64_t every = s->h->cfg->target_duration_ms > 1000 ? s->h->cfg->target_duration_ms : 1000;
+    if (!s->served_ended || s->live || s->playlist == NULL || now - s->written_ms < every)
+        return;
+    s->written_ms = now;
+    if (disk_write(&s->h->disk, s->name, "index.m3u8", s->playlist->data, s->playlist->len) == -1)
+        metric_add(s->h->stats.disk_errors, 1);
+}
+
 void stream_tick(struct stream *s, int64_t now)
 {
     struct hls *h = s->h;
@@ -1084,6 +1104,8 @@ void stream_tick(struct stream *s, int64_t now)
             log_info("stream %s: no longer served here", s->name);
             drop_served(s);
             maybe_free(s);
+        } else if (s->linger_until_ms != 0) {
+            keep_advertised(s, now);
         }
         return;
     default:
