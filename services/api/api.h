@@ -126,6 +126,10 @@ void live_free(struct api *api);
 /* users.c: creates the admin of SLUICE_ADMIN_USER once the database is up. */
 int bootstrap_start(struct api *api);
 void bootstrap_db_up(struct api *api);
+/* Whether <username> is the configured admin and is not in the database yet
+ * (its password still hashing, or its insert not done): a login for it must
+ * wait (503) rather than be told the user does not exist (401). */
+bool bootstrap_pending(const struct api *api, const char *username);
 void bootstrap_free(struct api *api);
 
 #endif

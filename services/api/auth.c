@@ -169,6 +169,11 @@ static void post_login(struct http_request *req)
         call_error(&l->call, 400, "bad_request", "%s", err);
         return;
     }
+    if (bootstrap_pending(l->call.api, l->in.username)) {
+        /* the first admin is being created: it will exist in a moment */
+        call_unavailable(&l->call, "the login of the first admin");
+        return;
+    }
     call_client_ip(&l->call, l->client, sizeof(l->client));
     log_escape(l->who, sizeof(l->who), l->in.username, strlen(l->in.username));
     snprintf(l->ukey, sizeof(l->ukey), "u:%s", l->in.username);

@@ -322,6 +322,7 @@ static void on_admin_hashed(void *arg, bool cancelled)
         return;
     if (b->hash_rc == -1) {
         log_error("users: cannot hash the admin password; no admin created");
+        b->done = true;
         return;
     }
     b->hashed = true;
@@ -353,6 +354,12 @@ int bootstrap_start(struct api *api)
 void bootstrap_db_up(struct api *api)
 {
     bootstrap_try(api);
+}
+
+bool bootstrap_pending(const struct api *api, const char *username)
+{
+    const struct bootstrap *b = api->bootstrap;
+    return b != NULL && !b->done && strcmp(username, api->cfg->admin_user) == 0;
 }
 
 void bootstrap_free(struct api *api)
