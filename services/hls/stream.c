@@ -92,7 +92,8 @@ struct stream {
     struct seg_slot *slots;     /* SLOTS, allocated while something is served */
     unsigned shead, nslots;
     int64_t linger_until_ms;    /* a candidate serving what it packaged, until then */
-    bool served_ended;          /* what is served carries EXT-X-ENDLIST */
+    bool served_ended;          /* what is served carries EXT-X-ENDLIST, and the stream
+                                   has not been live anywhere since */
     int64_t written_ms;         /* when the served playlist was last written to disk */
     uint64_t scan_gen;          /* the catalog's scan that last saw it live */
     struct stream *hnext;
@@ -1009,6 +1010,7 @@ struct stream *stream_get(struct hls *h, const char *name)
 void stream_seen_live(struct stream *s, const char *relay)
 {
     s->live = true;
+    s->served_ended = false;    /* a newer playlist, here or elsewhere: stop advertising ours */
     s->scan_gen = s->h->scan_gen;
     if (s->role == SR_GRACE && relay != NULL && relay[0] != '\0' &&
         (s->link == NULL || strcmp(relay, s->relay) != 0)) {
@@ -1067,8 +1069,8 @@ void stream_redis_up(struct stream *s)
 /* An ended playlist served during <linger> is written again every target
  * duration, as a live one would be, so that discovery keeps its origin key
  * alive and the edge keeps routing late viewers here until it is dropped.
- * Not once the stream is live again (here or elsewhere), nor for a stream
- * another origin took: that origin's discovery owns the key then. */
+ * Never again once the stream has been live since (here or elsewhere), nor
+ * for a stream another origin took: that origin's discovery owns the key. */
 static void keep_advertised(struct stream *s, int64_t now)
 {
     int64_t every = s->h->cfg->target_duration_ms > 1000 ? s->h->cfg->target_duration_ms : 1000;
