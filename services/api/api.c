@@ -75,7 +75,7 @@ static bool ready(json_t *checks, void *arg)
     bool pg = db_is_up(api->db), rd = redis_is_up(api->redis);
     json_object_set_new(checks, "postgres", json_string(db_state_text(api->db)));
     json_object_set_new(checks, "redis", json_string(rd ? "ok" : "disconnected"));
-    bool admin = !bootstrap_pending(api);
+    bool admin = !bootstrap_pending(api, NULL);
     json_object_set_new(checks, "admin", json_string(admin ? "ok" : "being created"));
     return pg && rd && admin;
 }

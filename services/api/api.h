@@ -126,10 +126,11 @@ void live_free(struct api *api);
 /* users.c: creates the admin of SLUICE_ADMIN_USER once the database is up. */
 int bootstrap_start(struct api *api);
 void bootstrap_db_up(struct api *api);
+/* Whether <username> (NULL: whoever it is) is the configured admin and is
+ * not in the database yet (its password still hashing, or its insert not
+ * done): a login for it must wait (503) rather than be told the user does
+ * not exist (401), and the api is not ready. */
+bool bootstrap_pending(const struct api *api, const char *username);
 void bootstrap_free(struct api *api);
-/* True while the configured first admin is still being created: until then
- * a login could look for it and not find it, so logins wait (503) and the
- * api is not ready. */
-bool bootstrap_pending(const struct api *api);
 
 #endif

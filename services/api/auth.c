@@ -169,8 +169,9 @@ static void post_login(struct http_request *req)
         call_error(&l->call, 400, "bad_request", "%s", err);
         return;
     }
-    if (bootstrap_pending(l->call.api)) {   /* the admin's row may not be there yet */
-        call_unavailable(&l->call, "the login service (starting)");
+    if (bootstrap_pending(l->call.api, l->in.username)) {
+        /* the first admin is being created: it will exist in a moment */
+        call_unavailable(&l->call, "the login of the first admin");
         return;
     }
     call_client_ip(&l->call, l->client, sizeof(l->client));

@@ -258,7 +258,6 @@ struct bootstrap {
     char hash[PASSWORD_HASH_MAX];  /* written by the worker */
     int hash_rc;
     bool hashed, inserting, done;
-    bool failed;                   /* cannot hash: no admin will come */
     struct event *retry;
 };
 
@@ -323,7 +322,7 @@ static void on_admin_hashed(void *arg, bool cancelled)
         return;
     if (b->hash_rc == -1) {
         log_error("users: cannot hash the admin password; no admin created");
-        b->failed = true;
+        b->done = true;
         return;
     }
     b->hashed = true;
@@ -357,10 +356,11 @@ void bootstrap_db_up(struct api *api)
     bootstrap_try(api);
 }
 
-bool bootstrap_pending(const struct api *api)
+bool bootstrap_pending(const struct api *api, const char *username)
 {
     const struct bootstrap *b = api->bootstrap;
-    return b != NULL && !b->done && !b->failed;
+    return b != NULL && !b->done &&
+           (username == NULL || strcmp(username, api->cfg->admin_user) == 0);
 }
 
 void bootstrap_free(struct api *api)

@@ -215,6 +215,7 @@ struct stream *stream_get(struct hls *h, const char *name)
 void stream_seen_live(struct stream *s, const char *relay)
 {
     s->live = true;
+    s->served_ended = false;    /* a newer playlist, here or elsewhere: stop advertising ours */
     s->scan_gen = s->h->scan_gen;
     if (s->role == SR_GRACE && relay != NULL && relay[0] != '\0' &&
         (s->link == NULL || strcmp(relay, s->relay) != 0)) {
@@ -270,6 +271,21 @@ void stream_redis_up(struct stream *s)
         leasekeep_redis_state(s->lease, true);
 }
 
+/* An ended playlist served during <linger> is written again every target
+ * duration, as a live one would be, so that discovery keeps its origin key
+ * alive and the edge keeps routing late viewers here until it is dropped.
+ * Never again once the stream has been live since (here or elsewhere), nor
+ * for a stream another origin took: that origin's discovery owns the key. */
+static void keep_advertised(struct stream *s, int64_t now)
+{
+    int64_t every = s->h->cfg->target_duration_ms > 1000 ? s->h->cfg->target_duration_ms : 1000;
+    if (!s->served_ended || s->live || s->playlist == NULL || now - s->written_ms < every)
+        return;
+    s->written_ms = now;
+    if (disk_write(&s->h->disk, s->name, "index.m3u8", s->playlist->data, s->playlist->len) == -1)
+        metric_add(s->h->stats.disk_errors, 1);
+}
+
 void stream_tick(struct stream *s, int64_t now)
 {
     struct hls *h = s->h;
@@ -295,6 +311,8 @@ void stream_tick(struct stream *s, int64_t now)
             log_info("stream %s: no longer served here", s->name);
             drop_served(s);
             maybe_free(s);
+        } else if (s->linger_until_ms != 0) {
+            keep_advertised(s, now);
         }
         return;
     default:

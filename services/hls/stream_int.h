@@ -98,6 +98,9 @@ struct stream {
     struct seg_slot *slots;     /* SLOTS, allocated while something is served */
     unsigned shead, nslots;
     int64_t linger_until_ms;    /* a candidate serving what it packaged, until then */
+    bool served_ended;          /* what is served carries EXT-X-ENDLIST, and the stream
+                                   has not been live anywhere since */
+    int64_t written_ms;         /* when the served playlist was last written to disk */
     uint64_t scan_gen;          /* the catalog's scan that last saw it live */
     struct stream *hnext;
 };

@@ -90,6 +90,7 @@ void drop_served(struct stream *s)
     blob_unref(s->playlist);
     s->playlist = NULL;
     s->target = 0;
+    s->served_ended = false;
     disk_remove_stream(&s->h->disk, s->name);
     s->linger_until_ms = 0;
 }
@@ -124,6 +125,8 @@ static void apply(struct stream *s, struct pending *p)
     s->playlist = blob_ref(p->playlist);
     s->target = p->target;
     s->version = p->version;
+    s->served_ended = p->st.ended;
+    s->written_ms = clock_mono_ms();
     if (disk_write(&h->disk, s->name, "index.m3u8", p->playlist->data, p->playlist->len) == -1)
         metric_add(st->disk_errors, 1);
     evict_old(s, p->first_seq);

@@ -34,6 +34,20 @@ def free_port(kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
+def reserved_port():
+    """A TCP port on 127.0.0.1 held for the caller until the returned socket
+    is closed: bound with SO_REUSEADDR and not listening, so no free_port()
+    (in this process or another xdist worker) and no bind to port 0 gets it
+    meanwhile, while a server that sets SO_REUSEADDR itself (every daemon,
+    Redis, PostgreSQL) still binds and listens on it. For a test that starts
+    and stops servers on the same ports for a while (free_port's port is free
+    only at the moment it is returned). Returns (port, socket)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1], s
+
+
 def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
     """Polls <predicate> until it returns a truthy value, which is returned."""
     deadline = time.monotonic() + timeout

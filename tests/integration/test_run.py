@@ -20,7 +20,7 @@ import time
 import pytest
 import requests
 
-from conftest import ROOT, free_port, port_open, wait_for
+from conftest import ROOT, port_open, reserved_port, wait_for
 from media import ffprobe
 
 RELEASE = ROOT / "build" / "release" / "bin"
@@ -97,8 +97,17 @@ class Run:
 
 @pytest.fixture
 def run_data():
+    """A data directory, and ports held for the whole test: run.sh starts
+    long after they are chosen, and the restarts test frees and takes them
+    again three times, while tests on the other xdist workers ask for free
+    ports all along (a daemon of theirs on one of these ports answered, or
+    kept ours from listening). SRT's port is UDP; ctrl_c checks that no TCP
+    listener is left on it either, so it is held on TCP like the others."""
     data = pathlib.Path(tempfile.mkdtemp(prefix="sluice-run-test-"))
-    yield data, {name: free_port() for name in PORTS}
+    held = {name: reserved_port() for name in PORTS}
+    yield data, {name: port for name, (port, _) in held.items()}
+    for _, sock in held.values():
+        sock.close()
     pg_dir = pathlib.Path("/var/tmp") / f"sluice-run-{_cksum(str(data))}"
     shutil.rmtree(pg_dir, ignore_errors=True)
     shutil.rmtree(data, ignore_errors=True)
