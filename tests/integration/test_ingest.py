@@ -80,9 +80,13 @@ def test_connection_metrics_while_live(api, ingest, relay, tmp_path):
     assert m["sluice_ingest_authtable_loaded"] == 1
     assert m["sluice_ingest_authtable_streams"] == 1
     # batching: fewer loop wakeups than SRT packets (of 1316 bytes, counted
-    # as they arrive: libsrt's own counter above is a periodic snapshot)
-    packets = m['sluice_ingest_stream_bytes_total{stream="cam1"}'] / 1316
-    assert m["sluice_ingest_srt_handoffs_total"] < packets
+    # as they arrive: libsrt's own counter above is a periodic snapshot),
+    # judged once a good second of the stream (about 380 packets; one
+    # handoff per srt-batch of 10 ms at most) has come
+    fed = 'sluice_ingest_stream_bytes_total{stream="cam1"}'
+    m = wait_for(lambda: (x := ingest.daemon.metrics()).get(fed, 0) >= 500000 and x,
+                 timeout=10, what="half a megabyte of the stream")
+    assert m["sluice_ingest_srt_handoffs_total"] < m[fed] / 1316
     assert proc.wait(10) == 0
 
 
