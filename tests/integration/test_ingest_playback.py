@@ -24,6 +24,18 @@ def ffmpeg_view(url, out, seconds=None):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def viewer_got_it(view, out, timeout=20, seconds=5, clean=True):
+    """<view> (an ffmpeg_view) let go once the stream ended, and what it
+    wrote to <out> has both tracks, over <seconds> of media (and decodes
+    cleanly)."""
+    _, err = view.communicate(timeout=timeout)
+    codecs, duration = ffprobe(out)
+    assert sorted(codecs) == ["aac", "h264"], err
+    assert duration > seconds, duration
+    if clean:
+        assert decode_errors(out) == []
+
+
 def hold(ingest, streamid, seconds, *extra):
     """srtprobe connected with <streamid> for <seconds>: exits 4 and says
     after how long if ingest closes it first."""
@@ -52,11 +64,7 @@ def test_ffmpeg_watches_a_live_stream(api, ingest, relay, tmp_path):
     assert m['sluice_ingest_viewers{state="live"}'] == 1
     _, err = pub.communicate(timeout=40)
     assert pub.returncode == 0, err
-    _, err = view.communicate(timeout=20)                   # the stream ended: let go
-    codecs, duration = ffprobe(out)
-    assert sorted(codecs) == ["aac", "h264"], err
-    assert duration > 5, duration
-    assert decode_errors(out) == []
+    viewer_got_it(view, out)                                # the stream ended: let go
     m = ingest.daemon.metrics()
     assert m.get('sluice_ingest_closed_total{reason="stream_ended"}') == 1
     assert 'sluice_ingest_stream_viewers{stream="cam1"}' not in m      # gone with the viewer
@@ -84,10 +92,7 @@ def test_viewers_with_the_key_and_a_request_session(api, ingest, relay, tmp_path
     _, err = pub.communicate(timeout=40)
     assert pub.returncode == 0, err
     for v, out in ((v1, by_key), (v2, by_session)):
-        _, err = v.communicate(timeout=20)
-        codecs, duration = ffprobe(out)
-        assert sorted(codecs) == ["aac", "h264"], err
-        assert duration > 5, duration
+        viewer_got_it(v, out, clean=False)
     assert 'sluice_ingest_stream_viewers{stream="cam1"}' not in ingest.daemon.metrics()
 
 
@@ -123,11 +128,7 @@ def test_encrypted_stream_needs_its_passphrase(api, ingest, relay, tmp_path):
     wait_for(lambda: viewers(ingest, "cam1") == 1, what="the viewer with the passphrase")
     _, err = pub.communicate(timeout=40)
     assert pub.returncode == 0, err
-    _, err = view.communicate(timeout=20)
-    codecs, duration = ffprobe(out)
-    assert sorted(codecs) == ["aac", "h264"], err
-    assert duration > 5, duration
-    assert decode_errors(out) == []
+    viewer_got_it(view, out)
 
 
 def exit_times(procs):
@@ -205,10 +206,7 @@ def test_viewer_follows_the_stream_through_a_relay_restart(api, ingest, relay, t
     assert pub.poll() is None and view.poll() is None             # neither was dropped
     _, err = pub.communicate(timeout=40)
     assert pub.returncode == 0, err
-    _, err = view.communicate(timeout=30)
-    codecs, duration = ffprobe(out)
-    assert sorted(codecs) == ["aac", "h264"], err
-    assert duration > 10, duration
+    viewer_got_it(view, out, timeout=30, seconds=10, clean=False)
 
 
 def test_refused_handshakes_cost_a_live_stream_nothing(daemons, api, relay, redis_server):
@@ -261,11 +259,7 @@ def test_a_stalled_viewer_drops_to_keyframes_alone(api, ingest, relay, tmp_path)
     assert stalled.poll() is None
     _, err = pub.communicate(timeout=40)
     assert pub.returncode == 0, err
-    _, err = view.communicate(timeout=20)
-    codecs, duration = ffprobe(out)
-    assert sorted(codecs) == ["aac", "h264"], err
-    assert duration > 5, duration
-    assert decode_errors(out) == []
+    viewer_got_it(view, out)
     log = ingest.daemon.log_text().splitlines()
     ids = [line.split("view ")[1].split()[0] for line in log if "watching cam1 on relay" in line]
     dropping = {line.split("view ")[1].split()[0] for line in log
