@@ -22,6 +22,7 @@
 #include "records.h"
 #include "segmenter.h"
 #include "sluice/names.h"
+#include "sluice/redis.h"
 #include "sluice/slp-t.h"
 #include "stream.h"
 
@@ -38,9 +39,11 @@ struct packager;
 #define RETRY_MS 1000
 #define STATE_TTL_MS 86400000  /* sluice:hls:<name> lives a day past its last write */
 
-/* The state write, made only while we hold the lease: the claim's and each
- * segment's (stream_lease.c says its keys, arguments and replies). */
-extern const char WRITE_SCRIPT[];
+/* Writes <st> to sluice:hls:<name> only while we hold the lease (the
+ * claim's write and each segment's); <cb> gets 1 (written), 0 (no lease
+ * right now) or the other holder. Returns 0, or -1 when it cannot be asked
+ * (Redis down, out of memory): <cb> is not called. stream_lease.c. */
+int write_state(struct stream *s, const struct pstate *st, redis_reply_cb cb);
 
 struct seg_slot {
     uint64_t epoch, seq;

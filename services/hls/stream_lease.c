@@ -22,10 +22,28 @@
 /* Writes the state only while we hold the lease. KEYS: lease, state. ARGV:
  * holder, state JSON, TTL ms. Returns 1 (written), 0 (no lease: Redis lost
  * it, we take it again) or the other holder (not written). */
-const char WRITE_SCRIPT[] =
+static const char WRITE_SCRIPT[] =
     "local h = redis.call('GET', KEYS[1]) "
     "if h == ARGV[1] then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) return 1 end "
     "if h then return h end return 0";
+
+int write_state(struct stream *s, const struct pstate *st, redis_reply_cb cb)
+{
+    char *json = pstate_format(st, clock_wall_us());
+    struct sop *op = json ? sop_new(s, &s->op_write) : NULL;
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%d", STATE_TTL_MS);
+    if (op != NULL &&
+        redis_command(s->h->redis, cb, op, "EVAL %s 2 %s %s %s %s %s", WRITE_SCRIPT,
+                      s->key_lease, s->key_state, s->h->holder, json, ttl) == 0) {
+        free(json);
+        return 0;
+    }
+    free(json);
+    free(op);
+    s->op_write = NULL;
+    return -1;
+}
 
 /* ---- leases --------------------------------------------------------------- */
 
@@ -186,20 +204,8 @@ static void claim(struct stream *s)
         memset(&st, 0, sizeof(st)), st.end_pts = -1;
     st.epoch = s->prev_valid ? s->prev.epoch + 1 : 1;
     snprintf(st.owner, sizeof(st.owner), "%s", s->h->holder);
-    char *json = pstate_format(&st, clock_wall_us());
-    char ttl[24];
-    snprintf(ttl, sizeof(ttl), "%d", STATE_TTL_MS);
-    struct sop *op = json ? sop_new(s, &s->op_write) : NULL;
-    if (op != NULL &&
-        redis_command(s->h->redis, on_claimed, op, "EVAL %s 2 %s %s %s %s %s", WRITE_SCRIPT,
-                      s->key_lease, s->key_state, s->h->holder, json, ttl) == 0) {
-        free(json);
-        return;
-    }
-    free(json);
-    free(op);
-    s->op_write = NULL;
-    set_timer(s, RETRY_MS);
+    if (write_state(s, &st, on_claimed) == -1)
+        set_timer(s, RETRY_MS);
 }
 
 static void give_up(struct stream *s, const char *why)

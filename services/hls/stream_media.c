@@ -183,20 +183,8 @@ static void on_written(const struct redis_reply *reply, const char *err, void *a
 static void write_next(struct stream *s)
 {
     while (s->npending > 0 && s->op_write == NULL) {
-        struct pending *p = &s->pending[0];
-        char *json = pstate_format(&p->st, clock_wall_us());
-        struct sop *op = json ? sop_new(s, &s->op_write) : NULL;
-        char ttl[24];
-        snprintf(ttl, sizeof(ttl), "%d", STATE_TTL_MS);
-        if (op != NULL &&
-            redis_command(s->h->redis, on_written, op, "EVAL %s 2 %s %s %s %s %s", WRITE_SCRIPT,
-                          s->key_lease, s->key_state, s->h->holder, json, ttl) == 0) {
-            free(json);
+        if (write_state(s, &s->pending[0].st, on_written) == 0)
             return;
-        }
-        free(json);
-        free(op);
-        s->op_write = NULL;
         unsigned before = s->npending;
         finish_first(s, WR_ERROR, NULL);
         if (s->npending >= before)      /* given up meanwhile */

@@ -130,31 +130,6 @@ def test_publishers_cannot_manage_users(api):
     assert_error(api.call("DELETE", "/v1/users/1", token=token), 403)
 
 
-def test_first_admin_login_waits_for_its_creation(api_factory):
-    """Regression (make run's login got 401 on a loaded machine): the first
-    admin is inserted only once its password is hashed, which a slow hash
-    (password-cost 17 here) makes last well past the moment the database is
-    up; a login under its name meanwhile answers 503 with Retry-After, never
-    401 (which would also count against the throttle), then 200."""
-    api = api_factory(wait_ready=False, SLUICE_PASSWORD_COST="17")
-    body = {"username": ADMIN_USER, "password": ADMIN_PASSWORD}
-    seen = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            r = api.call("POST", "/v1/auth/login", json_body=body)
-        except Exception:   # not listening yet
-            time.sleep(0.05)
-            continue
-        seen.append(r.status_code)
-        if r.status_code == 200:
-            break
-        assert r.status_code == 503 and r.headers.get("Retry-After"), (r.status_code, r.text)
-        time.sleep(0.05)
-    assert seen and seen[-1] == 200, seen
-    assert 503 in seen, seen    # the window was there, and held
-
-
 def test_five_failures_for_a_user_lock_it(api_factory):
     # from five addresses, so that only the user's own count can lock
     api = api_factory(SLUICE_TRUST_PROXY="true", SLUICE_LOGIN_LOCKOUT="2s")

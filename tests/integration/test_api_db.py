@@ -152,8 +152,10 @@ def test_logins_wait_for_the_first_admin(api_factory, postgres_db):
         checks = readyz(second)["checks"]
         assert checks["admin"] == "being created" and not second.daemon.ready()
         login = {"username": "root2", "password": ADMIN_PASSWORD}
-        assert_error(second.call("POST", "/v1/auth/login", json_body=login), 503,
-                     "unavailable")
+        r = second.call("POST", "/v1/auth/login", json_body=login)
+        assert_error(r, 503, "unavailable")
+        assert r.headers.get("Retry-After")
+        # (a 401 here would also have counted against the login throttle)
     finally:
         db.rollback()                               # the insert goes through
         db.close()
