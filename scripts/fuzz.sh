@@ -29,6 +29,10 @@ run_one() {
     else
         echo "fuzz $name: FAILED"
         tail -60 "$log"
+        # one line for the summary, which is what a CI log's tail shows
+        why=$(grep -aE 'ERROR: |^SUMMARY: ' "$log" | head -1)
+        input=$(grep -aoE 'Test unit written to [^ ]+' "$log" | head -1)
+        echo "$name: ${why:-see $log} ${input:+(${input#Test unit written to })}" >>build/fuzz/failed.txt
         return 1
     fi
 }
@@ -41,10 +45,13 @@ fi
 SECONDS_EACH=${1:-60}
 harnesses=$(find build/fuzz/tests/fuzz -type f -name 'fuzz_*' ! -name '*.*' | sort)
 count=$(printf '%s\n' "$harnesses" | grep -c .)
+mkdir -p build/fuzz
+rm -f build/fuzz/failed.txt
 if printf '%s\n' "$harnesses" | grep . |
         xargs -P "${FUZZ_JOBS:-2}" -I{} "$0" --one {} "$SECONDS_EACH"; then
     echo "fuzz: $count harnesses, all clean"
 else
-    echo "fuzz: $count harnesses, some FAILED"
+    echo "fuzz: $count harnesses, some FAILED:"
+    sed 's/^/  /' build/fuzz/failed.txt 2>/dev/null
     exit 1
 fi

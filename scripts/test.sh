@@ -22,7 +22,7 @@ failed=0
 note() { summary="$summary$1\n"; }
 
 stage_unit() {
-    pass=0; fail=0
+    pass=0; fail=0; names=""
     # Media fixtures (made once, into build/fixtures/) for the TS and SLP tests.
     scripts/fixtures.sh || echo "---- FAILED: scripts/fixtures.sh (tests that need media will fail)"
     for t in $(find "$ASAN/tests/unit" -type f -perm -u+x -name 'test_*' ! -name '*.*' | sort); do
@@ -31,10 +31,12 @@ stage_unit() {
         else
             fail=$((fail + 1))
             echo "---- FAILED: $t"; tail -40 "$t.log"
+            names="$names $(basename "$t")"
         fi
         grep -E '^\[  (PASSED|FAILED)  \]' "$t.log" | sed "s|^|$(basename "$t"): |"
     done
     note "unit:        $pass binaries passed, $fail failed"
+    [ -z "$names" ] || note "  failed:$names"
     [ "$fail" -eq 0 ]
 }
 
@@ -45,11 +47,16 @@ stage_integration() {
     if /usr/bin/python3 -c 'import xdist' 2>/dev/null; then
         jobs="-n ${SLUICE_TEST_JOBS:-3}"
     fi
+    # tee'd so the names of failed tests can go into the summary, which is
+    # what the tail of a CI log shows
+    log=$ASAN/pytest.log
     # shellcheck disable=SC2086 # jobs and PYTEST_ARGS are lists of arguments
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=10 $jobs \
-        tests/integration ${PYTEST_ARGS:-}
-    rc=$?
+    { /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=10 $jobs \
+        tests/integration ${PYTEST_ARGS:-}; echo $? >"$log.rc"; } 2>&1 | tee "$log"
+    rc=$(cat "$log.rc" 2>/dev/null || echo 1)
     note "integration: pytest exited $rc"
+    failures=$(grep -aoE '^(FAILED|ERROR) [^ ]+' "$log" | sed 's/^[A-Z]* /  failed: /')
+    [ -z "$failures" ] || note "$failures"
     [ "$rc" -eq 0 ]
 }
 
@@ -57,6 +64,7 @@ stage_fuzz() {
     scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
     rc=$?
     note "fuzz:        exited $rc (${FUZZ_SECONDS:-10} s per harness)"
+    [ "$rc" -eq 0 ] || note "$(sed 's/^/  failed: /' build/fuzz/failed.txt 2>/dev/null)"
     [ "$rc" -eq 0 ]
 }
 
