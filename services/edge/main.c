@@ -39,8 +39,8 @@ static const struct config_opt edge_opts[] = {
     OPT("client-timeout", CONF_MS, client_timeout_ms, "30s", 1000, 3600000,
         "idle and read/write timeout of a viewer connection (whole seconds)"),
     OPT("header-timeout", CONF_MS, header_timeout_ms, "10s", 100, 3600000,
-        "time a viewer has to send a whole request head, from connecting or from "
-        "the first byte of a later request (slow clients get 408, then a close)"),
+        "time to send a whole request head, from connecting or from a later "
+        "request's first byte (then 408 and a close; not between requests)"),
     OPT("cache-size", CONF_BYTES, cache_size, "256M", 1048576, INT64_MAX / 2,
         "memory for cached objects, in bytes"),
     OPT("max-object-size", CONF_BYTES, max_object_size, "16M", 1024, INT64_MAX / 2,
