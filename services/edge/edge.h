@@ -35,6 +35,7 @@ struct edge_config {
     char *admin_listen;
     int64_t max_connections;
     int64_t client_timeout_ms;
+    int64_t header_timeout_ms;
     int64_t cache_size;
     int64_t max_object_size;
     int64_t playlist_ttl_percent;

@@ -38,6 +38,9 @@ static const struct config_opt edge_opts[] = {
         "viewer connections at once (more wait in the kernel's backlog)"),
     OPT("client-timeout", CONF_MS, client_timeout_ms, "30s", 1000, 3600000,
         "idle and read/write timeout of a viewer connection (whole seconds)"),
+    OPT("header-timeout", CONF_MS, header_timeout_ms, "10s", 100, 3600000,
+        "time to send a whole request head, from connecting or from a later "
+        "request's first byte (then 408 and a close; not between requests)"),
     OPT("cache-size", CONF_BYTES, cache_size, "256M", 1048576, INT64_MAX / 2,
         "memory for cached objects, in bytes"),
     OPT("max-object-size", CONF_BYTES, max_object_size, "16M", 1024, INT64_MAX / 2,
@@ -202,7 +205,8 @@ static int edge_parts(struct edge *e, struct daemon *d, const struct edge_config
     };
     struct edge_server_options so = {
         .max_connections = connection_cap(cfg->max_connections),
-        .timeout_ms = cfg->client_timeout_ms, .metrics = d->metrics,
+        .timeout_ms = cfg->client_timeout_ms, .head_timeout_ms = cfg->header_timeout_ms,
+        .metrics = d->metrics, .head_timeouts = e->stats.header_timeouts,
         .handler = edge_handle, .arg = e,
     };
     e->cache = cache_new((size_t)cfg->cache_size);

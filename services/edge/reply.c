@@ -27,6 +27,7 @@ static const char *reason(int status)
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 414: return "URI Too Long";
     case 416: return "Range Not Satisfiable";
     case 431: return "Request Header Fields Too Large";

@@ -59,6 +59,9 @@ static void conn_close(struct edge_conn *c)
     c->closed = true;
     event_free(c->ev);
     c->ev = NULL;
+    event_free(c->head_timer);
+    c->head_timer = NULL;
+    c->head_timer_on = false;
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -88,6 +91,27 @@ void conn_answered(struct edge_conn *c)
         conn_free(c);
     else
         event_active(c->ev, EV_WRITE, 0);   /* write it, then the next request */
+}
+
+/* ---- the head deadline ---------------------------------------------------- */
+
+/* Starts the head deadline unless it runs already. Bytes that come later never
+ * push it back: the idle timeout is pushed back by every byte, which is what a
+ * client dripping its head a byte at a time counts on (see server.h). */
+static void head_deadline_start(struct edge_conn *c)
+{
+    if (c->head_timer_on || evtimer_add(c->head_timer, c->s->head_timeout) == -1)
+        return;
+    c->head_timer_on = true;
+    c->head_since_us = clock_mono_us();
+}
+
+static void head_deadline_stop(struct edge_conn *c)
+{
+    if (!c->head_timer_on)
+        return;
+    evtimer_del(c->head_timer);
+    c->head_timer_on = false;
 }
 
 /* ---- reading and writing -------------------------------------------------- */
@@ -158,12 +182,14 @@ static int conn_flush(struct edge_conn *c)
 #define LINGER_MAX (1 << 20)   /* bytes dropped before giving up on a peer */
 
 /* After an answer that closes a connection with bytes still coming (a body,
- * a refused head): stops writing, then reads and drops until the peer closes.
- * Returns 0 to wait for more, -1 to close now. */
+ * a refused head): stops writing, then reads and drops until the peer closes,
+ * for at most one head deadline. Returns 0 to wait for more, -1 to close now. */
 static int conn_linger(struct edge_conn *c)
 {
     if (!c->lingering) {
         c->lingering = true;
+        head_deadline_start(c);   /* the bound: a peer dripping bytes keeps the idle
+                                   * timer alive for ever */
         if (shutdown(c->fd, SHUT_WR) == -1)
             return -1;
     }
@@ -186,6 +212,7 @@ static void request_start(struct edge_conn *c, size_t consumed)
     req->route = ER_UNMATCHED;
     req->param = NULL;
     req->started_us = clock_mono_us();
+    head_deadline_stop(c);
     c->consumed = consumed;
     c->waiting = true;
     c->s->npending++;
@@ -198,6 +225,20 @@ static void own_error(struct edge_req *req, int status, const char *code, const 
     edge_reply_error(req, status, code, message);
 }
 
+/* Starts a request of the server's own, with no head of the client's to go
+ * by: the connection closes after its answer, and gets one head deadline to
+ * have it written and see the peer go. */
+static struct edge_req *own_request(struct edge_conn *c)
+{
+    request_start(c, 0);
+    c->req.head = (struct http1_request){ .minor = 1, .method = HTTP1_GET };
+    c->req.method = HTTP1_GET;
+    c->close_after = true;
+    c->drain = true;
+    head_deadline_start(c);
+    return &c->req;
+}
+
 /* Answers a head the parser refused, and closes after. */
 static void bad_head(struct edge_conn *c, int status)
 {
@@ -206,18 +247,88 @@ static void bad_head(struct edge_conn *c, int status)
         { 431, "headers_too_large", "the request head is too large" },
         { 505, "version_not_supported", "only HTTP/1.0 and HTTP/1.1" },
     };
-    request_start(c, 0);
-    c->req.head = (struct http1_request){ .minor = 1, .method = HTTP1_GET };
-    c->req.method = HTTP1_GET;
-    c->close_after = true;
-    c->drain = true;
+    struct edge_req *req = own_request(c);
     for (size_t i = 0; i < sizeof(why) / sizeof(why[0]); i++) {
         if (why[i].status == status) {
-            own_error(&c->req, status, why[i].code, why[i].message);
+            own_error(req, status, why[i].code, why[i].message);
             return;
         }
     }
-    own_error(&c->req, 400, "bad_request", "malformed request");
+    own_error(req, 400, "bad_request", "malformed request");
+}
+
+#define TIMEOUT_LOGS_PER_SEC 10
+
+/* Whether one more head timeout may be logged this second. Slowloris comes
+ * with thousands of connections; a line each would flood the log. */
+static bool timeout_log_allowed(struct edge_server *s)
+{
+    int64_t now = clock_mono_ms();
+    if (now - s->log_window_ms >= 1000) {
+        if (s->log_suppressed > 0)
+            log_info("http edge: %u more head timeouts (not logged one by one)",
+                     s->log_suppressed);
+        s->log_window_ms = now;
+        s->log_count = s->log_suppressed = 0;
+    }
+    if (++s->log_count <= TIMEOUT_LOGS_PER_SEC)
+        return true;
+    s->log_suppressed++;
+    return false;
+}
+
+static void head_timeout_log(struct edge_conn *c)
+{
+    size_t n = c->inlen - c->inpos;
+    long long ms = (long long)c->s->head_timeout_ms;
+    char text[80];
+    if (log_min_level > LOGL_INFO || !timeout_log_allowed(c->s))
+        return;
+    if (n == 0)
+        log_info("http edge: %s sent no request within %lld ms of connecting: closed",
+                 c->peer, ms);
+    else
+        log_info("http edge: %s sent %zu bytes of a request head in %lld ms (\"%s\"): %s",
+                 c->peer, n, ms, log_escape(text, sizeof(text), c->in + c->inpos, n),
+                 evbuffer_get_length(c->out) > 0 ? "closing after the replies before it"
+                                                 : "408");
+}
+
+/* The head deadline passed with the head not whole (while a head is whole, or
+ * a request waits for its reply, the deadline is off). */
+static void head_timed_out(struct edge_conn *c)
+{
+    metric_add(c->s->head_timeouts, 1);
+    head_timeout_log(c);
+    if (c->inlen == c->inpos) {
+        conn_close(c);   /* nothing to answer: a preconnection, or a slot held */
+        return;
+    }
+    c->inpos = c->inlen;   /* what came of the head is dropped */
+    if (evbuffer_get_length(c->out) > 0) {
+        c->close_after = true;   /* no 408 amid replies a slow reader still owes us */
+        c->drain = true;
+        head_deadline_start(c);
+        event_active(c->ev, EV_WRITE, 0);
+        return;
+    }
+    int64_t since = c->head_since_us;
+    struct edge_req *req = own_request(c);
+    req->started_us = since;   /* its latency is the time the head had */
+    own_error(req, 408, "request_timeout", "the request head did not arrive in time");
+}
+
+/* The head deadline of <c>, or its bound on a goodbye, passed. */
+static void on_head_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct edge_conn *c = arg;
+    c->head_timer_on = false;
+    if (c->close_after)
+        conn_close(c);   /* it had its answer and its time to go */
+    else if (!c->waiting)
+        head_timed_out(c);
 }
 
 /* The route of a decoded path: "/live/" or "/vod/" and a non-empty segment. */
@@ -280,8 +391,11 @@ static void conn_run(struct edge_conn *c)
             break;
         }
         int rc = 0;
-        if (c->inlen > c->inpos && evbuffer_get_length(c->out) < OUT_HIGH)
+        if (c->inlen > c->inpos && evbuffer_get_length(c->out) < OUT_HIGH) {
             rc = http1_parse(c->in + c->inpos, c->inlen - c->inpos, &c->req.head);
+            if (rc == 0)
+                head_deadline_start(c);   /* the first bytes of a head: the clock runs */
+        }
         if (rc > 0 && ++served > BATCH) {
             event_active(c->ev, EV_WRITE, 0);   /* let other connections in */
             break;
@@ -359,10 +473,14 @@ static struct edge_conn *conn_new(struct edge_server *s, evutil_socket_t fd)
     c->incap = IN_FIRST;
     c->out = evbuffer_new();
     c->ev = event_new(s->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, on_conn_event, c);
+    c->head_timer = evtimer_new(s->base, on_head_timer, c);
     c->req.conn_ = c;
     c->req.peer = c->peer;
     c->req.arg = s->arg;
-    if (c->in == NULL || c->out == NULL || c->ev == NULL || event_add(c->ev, s->timeout) == -1) {
+    if (c->in == NULL || c->out == NULL || c->ev == NULL || c->head_timer == NULL ||
+        event_add(c->ev, s->timeout) == -1) {
+        if (c->head_timer)
+            event_free(c->head_timer);
         if (c->ev)
             event_free(c->ev);
         if (c->out)
@@ -371,6 +489,7 @@ static struct edge_conn *conn_new(struct edge_server *s, evutil_socket_t fd)
         free(c);
         return NULL;
     }
+    head_deadline_start(c);   /* the first request's runs from accept */
     return c;
 }
 
@@ -422,6 +541,10 @@ struct edge_server *edge_server_new(struct event_base *base,
     s->max_conns = opts->max_connections ? opts->max_connections : 1024;
     struct timeval tv = clock_tv_ms(opts->timeout_ms ? opts->timeout_ms : 30000);
     s->timeout = event_base_init_common_timeout(base, &tv);
+    s->head_timeout_ms = opts->head_timeout_ms ? opts->head_timeout_ms : 10000;
+    tv = clock_tv_ms(s->head_timeout_ms);
+    s->head_timeout = event_base_init_common_timeout(base, &tv);
+    s->head_timeouts = opts->head_timeouts;
     _Static_assert(HTTP_M_COUNT == sizeof(s->m) / sizeof(s->m[0]), "HTTP_M_*");
     if (opts->metrics && metrics_register(opts->metrics, http_metric_table(), s->m) == 0) {
         s->counting = true;
@@ -430,8 +553,8 @@ struct edge_server *edge_server_new(struct event_base *base,
             s->duration[r] = metric_at(s->m[HTTP_M_DURATION], "edge",
                                        r == ER_LIVE ? "live" : r == ER_VOD ? "vod" : "unmatched");
     }
-    if (s->timeout == NULL) {
-        log_error("http edge: cannot make the connection timeout");
+    if (s->timeout == NULL || s->head_timeout == NULL) {
+        log_error("http edge: cannot make the connection timeouts");
         free(s);
         return NULL;
     }

@@ -11,8 +11,23 @@
  *
  * The server answers itself, as JSON {"error", "message"} with no-store: 400 bad_request
  * (malformed head) or bad_path (see http1_path_decode), 404 not_found (not
- * under /live/ or /vod/), 405 method_not_allowed, 414, 431, 505; a parse error
- * closes the connection after its answer, as does a request with a body.
+ * under /live/ or /vod/), 405 method_not_allowed, 408 request_timeout (below),
+ * 414, 431, 505; a parse error closes the connection after its answer, as do
+ * a 408 and a request with a body.
+ *
+ * Two clocks bound a client. The idle timeout restarts with every byte, so
+ * alone it lets a client that drips a byte every few seconds hold a connection
+ * for ever (slowloris); so a request head must also be whole within the head
+ * deadline, counted from accept for the first request and from the first byte
+ * seen of each later one, never pushed back (nginx's client_header_timeout, Go's
+ * ReadHeaderTimeout). A keep-alive connection that waits between requests has
+ * only the idle timeout. Past the deadline, a connection that has sent nothing
+ * is closed silently (a browser's unused preconnection must not find a 408 there
+ * when it sends its request later); one with part of a head is answered 408
+ * request_timeout, or, if replies before it are still being written, closed
+ * after them. Either way it is counted in <head_timeouts>, logged (at most a few
+ * lines a second), and gets one more deadline to go before it is closed: so
+ * does the lingering after any answer that closes.
  *
  * A request lives in its connection until exactly one reply function is
  * called, maybe later from another callback; if the client has gone by then
@@ -58,8 +73,10 @@ typedef void (*edge_req_handler)(struct edge_req *req);
 
 struct edge_server_options {
     unsigned max_connections;   /* at the cap, accepting pauses */
-    int64_t timeout_ms;         /* idle and read/write timeout */
+    int64_t timeout_ms;         /* idle and read/write timeout; 0 = 30 s */
+    int64_t head_timeout_ms;    /* the head deadline (above); 0 = 10 s */
     struct metrics *metrics;    /* may be NULL */
+    struct metric_series *head_timeouts;   /* counts what it cuts; may be NULL */
     edge_req_handler handler;   /* called for GET, HEAD, OPTIONS on /live/, /vod/ */
     void *arg;
 };

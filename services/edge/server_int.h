@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/time.h>
 
 #include "server.h"
@@ -37,6 +38,10 @@ struct edge_conn {
     size_t dropped;                  /* bytes dropped while lingering */
     bool closed;                     /* the socket is gone */
     bool in_run;                     /* inside conn_run(): free later */
+    struct event *head_timer;        /* the head deadline (server.c), then the
+                                      * bound on a goodbye */
+    bool head_timer_on;
+    int64_t head_since_us;           /* monotonic, when it was started */
     char peer[64];
     struct edge_req req;
 };
@@ -50,6 +55,11 @@ struct edge_server {
     struct event_base *base;
     struct evconnlistener *listener;
     const struct timeval *timeout;   /* a common timeout of the base */
+    const struct timeval *head_timeout;   /* another */
+    int64_t head_timeout_ms;
+    struct metric_series *head_timeouts;  /* may be NULL */
+    int64_t log_window_ms;                /* head timeouts logged this second */
+    unsigned log_count, log_suppressed;
     edge_req_handler handler;
     void *arg;
     unsigned max_conns, nconns, npending;

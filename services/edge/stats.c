@@ -40,6 +40,9 @@ static const struct metric_def edge_metric_defs[] = {
         "Distinct clients that fetched from a stream in the viewer window", { "stream" } },
     [EM_VIEWERS_UNTRACKED] = { "sluice_edge_viewers_untracked_total", METRIC_COUNTER,
         "Requests whose client could not be counted (viewer bounds reached)" },
+    [EM_HEADER_TIMEOUTS] = { "sluice_edge_header_timeouts_total", METRIC_COUNTER,
+        "Viewer connections closed because a request head did not arrive within "
+        "header-timeout (answered 408 when part of one had come)" },
     { NULL },
 };
 
@@ -69,5 +72,6 @@ int edge_stats_init(struct edge_stats *st, struct metrics *m)
     st->bytes_vod = metric_at(st->m[EM_BYTES_OUT], "vod");
     st->fetch_seconds = metric_at(st->m[EM_FETCH_SECONDS]);
     st->in_flight = metric_at(st->m[EM_FETCHES_IN_FLIGHT]);
+    st->header_timeouts = metric_at(st->m[EM_HEADER_TIMEOUTS]);
     return 0;
 }

@@ -24,6 +24,7 @@ enum edge_metric {
     EM_ROUTE_LOOKUPS,      /* {result}: found, absent, error, remembered */
     EM_VIEWERS,            /* {stream} */
     EM_VIEWERS_UNTRACKED,
+    EM_HEADER_TIMEOUTS,    /* counted by the viewer port (server.c) */
     EM_COUNT
 };
 
@@ -43,6 +44,7 @@ struct edge_stats {
     struct metric_series *lookup[RL_COUNT];
     struct metric_series *bytes_live, *bytes_vod;
     struct metric_series *fetch_seconds, *in_flight;
+    struct metric_series *header_timeouts;
 };
 
 extern const char *const cache_outcome_names[CO_COUNT];   /* "hit", ... */

@@ -1,7 +1,8 @@
 /* The edge's viewer port (server.c, reply.c) against raw client sockets on one
  * loop: keep-alive, pipelining answered in order across a reply that comes
  * later, a client gone before its reply, HEAD, the server's own errors, the
- * limits, HTTP/1.0 and Connection: close, and the graceful stop. */
+ * limits, HTTP/1.0 and Connection: close, the graceful stop, and the head
+ * deadline against clients that drip their bytes (slowloris). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@ struct fixture {
     struct edge_server *srv;
     struct body *hello;
     struct edge_req *parked;
+    struct metric_series *head_timeouts;
     int calls;
     char seen_ua[64];
 };
@@ -47,13 +49,24 @@ static void handler(struct edge_req *req)
     }
 }
 
-static int setup(void **state)
+static const struct metric_def test_defs[] = {
+    { "test_head_timeouts_total", METRIC_COUNTER, "connections cut by the head deadline" },
+    { NULL },
+};
+
+/* A server with an idle timeout of 2 s and a head deadline of <head_ms>. */
+static int setup_with(void **state, int64_t head_ms)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     f->base = event_base_new();
     f->metrics = metrics_new();
+    struct metric *family;
+    assert_int_equal(metrics_register(f->metrics, test_defs, &family), 0);
+    f->head_timeouts = metric_at(family);
     struct edge_server_options o = { .max_connections = 4, .timeout_ms = 2000,
-                                     .metrics = f->metrics, .handler = handler, .arg = f };
+                                     .head_timeout_ms = head_ms, .metrics = f->metrics,
+                                     .head_timeouts = f->head_timeouts,
+                                     .handler = handler, .arg = f };
     f->srv = edge_server_new(f->base, &o);
     assert_non_null(f->srv);
     assert_int_equal(edge_server_add_header(f->srv, "Access-Control-Allow-Origin", "*"), 0);
@@ -63,6 +76,16 @@ static int setup(void **state)
     memcpy(f->hello->data, "hello", 5);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, 0);   /* the default, 10 s: out of the way */
+}
+
+static int setup_deadline(void **state)
+{
+    return setup_with(state, 300);
 }
 
 static int teardown(void **state)
@@ -321,6 +344,110 @@ static void test_idle_timeout_and_cap(void **state)
         close(fds[i]);
 }
 
+/* Sends <s> a byte every 100 ms (each one enough to restart the idle timer)
+ * while the loop runs, until it is all sent or a send fails (the server has
+ * closed). Returns what came back (a static buffer); *<eof> says whether the
+ * server shut its side (which it does before it lingers, not only to close). */
+static const char *drip(struct fixture *f, int fd, const char *s, bool *eof)
+{
+    static char buf[4096];
+    size_t len = 0;
+    *eof = false;
+    buf[0] = '\0';
+    for (; *s != '\0' && send(fd, s, 1, MSG_NOSIGNAL) == 1; s++) {
+        int64_t end = clock_mono_ms() + 100;
+        while (clock_mono_ms() < end) {
+            event_base_loop(f->base, EVLOOP_NONBLOCK);
+            ssize_t n = *eof ? 0 : recv(fd, buf + len, sizeof(buf) - 1 - len, MSG_DONTWAIT);
+            if (n == 0 || (n == -1 && errno == ECONNRESET))
+                *eof = true;
+            if (n > 0)
+                buf[len += (size_t)n] = '\0';
+            struct pollfd pfd = { .fd = fd, .events = POLLIN };
+            poll(&pfd, 1, 5);
+        }
+    }
+    return buf;
+}
+
+/* A head dripped slower than the deadline: 408 (JSON, Connection: close),
+ * counted, closed; meanwhile another client is served as usual. */
+static void test_head_deadline_dripped_head(void **state)
+{
+    struct fixture *f = *state;
+    bool closed;
+    int slow = client(f);
+    say(slow, "GE");
+    int fast = client(f);
+    say(fast, "GET /live/x/hello HTTP/1.1\r\n\r\n");
+    assert_non_null(strstr(hear(f, fast, 1, &closed), "HTTP/1.1 200 OK\r\n"));
+    close(fast);
+    const char *r = drip(f, slow, "T /live/x/hello HTTP/1.1\r\nHost: edge\r\n\r\n", &closed);
+    assert_true(strncmp(r, "HTTP/1.1 408 Request Timeout\r\n", 30) == 0);
+    assert_non_null(strstr(r, "Connection: close\r\n"));
+    assert_non_null(strstr(r, "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(r, "{\"error\": \"request_timeout\""));
+    assert_true(closed);
+    /* gone within the drip's 4 s: one deadline for its head, one to leave */
+    assert_int_equal(edge_server_connections(f->srv), 0);
+    close(slow);
+    assert_int_equal(f->calls, 1);
+    assert_true(metric_value(f->head_timeouts) == 1);
+}
+
+/* A connection that sends nothing is closed at the deadline without a word:
+ * a browser's preconnection would take a 408 for its later request's answer. */
+static void test_head_deadline_silent_connection(void **state)
+{
+    struct fixture *f = *state;
+    bool closed;
+    int fd = client(f);
+    const char *r = hear(f, fd, 0, &closed);
+    assert_true(closed);
+    assert_string_equal(r, "");
+    close(fd);
+    assert_true(metric_value(f->head_timeouts) == 1);
+}
+
+/* Between requests a keep-alive connection has the idle timeout only; the
+ * next head's deadline starts with its first byte. */
+static void test_head_deadline_not_between_requests(void **state)
+{
+    struct fixture *f = *state;
+    bool closed;
+    int fd = client(f);
+    say(fd, "GET /live/x/hello HTTP/1.1\r\n\r\n");
+    assert_non_null(strstr(hear(f, fd, 1, &closed), "HTTP/1.1 200 "));
+    test_loop_for(f->base, 700);   /* past the deadline, within the idle timeout */
+    say(fd, "GET /live/x/hel");
+    test_loop_for(f->base, 150);   /* a head in two parts, within the deadline */
+    say(fd, "lo HTTP/1.1\r\n\r\n");
+    const char *r = hear(f, fd, 1, &closed);
+    assert_false(closed);
+    assert_non_null(strstr(r, "HTTP/1.1 200 "));
+    test_loop_for(f->base, 700);   /* and the deadline stopped with that head */
+    say(fd, "GET /live/x/hello HTTP/1.1\r\n\r\n");
+    assert_non_null(strstr(hear(f, fd, 1, &closed), "HTTP/1.1 200 "));
+    assert_false(closed);
+    close(fd);
+    assert_true(metric_value(f->head_timeouts) == 0);
+}
+
+/* After a refused head the server reads and drops what still comes so that
+ * its answer is not lost to a reset; a peer dripping bytes then is still
+ * closed within a deadline, not at the idle timeout it keeps alive. */
+static void test_head_deadline_bounds_lingering(void **state)
+{
+    struct fixture *f = *state;
+    bool closed;
+    int fd = client(f);
+    say(fd, "GET /live/x/y HTTP/2.0\r\n\r\n");
+    const char *r = drip(f, fd, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", &closed);   /* 3 s */
+    assert_true(strncmp(r, "HTTP/1.1 505 ", 13) == 0);
+    assert_int_equal(edge_server_connections(f->srv), 0);
+    close(fd);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -332,6 +459,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout_and_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_deadline_dripped_head, setup_deadline,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_head_deadline_silent_connection, setup_deadline,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_head_deadline_not_between_requests,
+                                        setup_deadline, teardown),
+        cmocka_unit_test_setup_teardown(test_head_deadline_bounds_lingering, setup_deadline,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("edge server", tests, NULL, NULL);
 }
