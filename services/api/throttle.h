@@ -43,8 +43,9 @@ enum throttle_outcome {
                            must not wipe the count, as for an address) */
 };
 
-/* Ends an attempt begun with throttle_begin. */
-void throttle_end(struct throttle *t, const char *key, int64_t now_ms,
+/* Ends an attempt begun with throttle_begin. Returns true when this failure
+ * locked the key. */
+bool throttle_end(struct throttle *t, const char *key, int64_t now_ms,
                   enum throttle_outcome outcome);
 
 /* Keys currently tracked. */
