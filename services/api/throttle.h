@@ -3,8 +3,10 @@
  * <lockout_ms>. Attempts in flight count against the limit, so parallel
  * guesses cannot overshoot it.
  *
- * The table is per process (with several replicas, each counts on its own)
- * and bounded: when full it forgets stale keys first, then the key whose last
+ * The table is per process: each replica counts on its own, and
+ * throttle_redis.h shares the count between replicas through Redis. This
+ * table stays the first check of every attempt (it needs no I/O) and the only
+ * one while Redis is unreachable or slow. It is bounded: when full it forgets stale keys first, then the key whose last
  * failure is oldest among those not locked and not in flight; if every entry
  * is locked or in flight, new keys go uncounted. Filling it takes
  * max_entries * max_failures slow password checks, which the hashing workers
