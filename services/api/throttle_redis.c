@@ -79,6 +79,7 @@ struct throttle_redis_attempt {
     bool answered;                     /* <cb> has run */
     bool reserved;                     /* Redis counts the attempt in flight */
     bool ended;                        /* throttle_redis_end has run */
+    bool cancelled;                    /* Redis is being freed: send nothing */
     enum throttle_outcome out_user, out_addr;
 };
 
@@ -172,7 +173,8 @@ static const char *outcome_arg(enum throttle_outcome o)
 static void finish(struct throttle_redis_attempt *a)
 {
     const struct api_config *cfg = a->api->cfg;
-    if (!a->reserved && a->out_user == THROTTLE_NEUTRAL && a->out_addr == THROTTLE_NEUTRAL) {
+    if (a->cancelled ||
+        (!a->reserved && a->out_user == THROTTLE_NEUTRAL && a->out_addr == THROTTLE_NEUTRAL)) {
         attempt_free(a);
         return;
     }
@@ -222,6 +224,7 @@ static void on_begun(const struct redis_reply *reply, const char *err, void *arg
     evtimer_del(a->timer);
     if (err != NULL && strcmp(err, "cancelled") == 0) {
         /* the api is going away: nothing more goes to Redis */
+        a->cancelled = true;
         if (!a->answered) {
             answer(a, -1);
             attempt_free(a);
