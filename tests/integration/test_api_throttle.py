@@ -169,3 +169,15 @@ def test_slow_redis_does_not_hold_a_login(api_factory, redis_server):
     wait_for(lambda: rc.hget(addr, "inflight") == "0", timeout=10,
              what="the late reservation released")
     assert rc.exists(USER_KEY + ADMIN_USER) == 0
+
+
+def test_stopping_while_redis_has_not_answered(api_factory, redis_server):
+    """A login that went on without Redis, then SIGTERM before Redis answers
+    its begin script: the api exits cleanly (no leak, no late use)."""
+    api = api_factory(**SETTINGS)
+    rc = redis_server.client()
+    rc.client_pause(2000)
+    assert_error(login(api, ADMIN_USER, "guess", "198.51.100.6"), 401)
+    assert login(api, ADMIN_USER, ADMIN_PASSWORD, "198.51.100.6").status_code == 200
+    assert metric(api, "sluice_api_login_throttle_fallbacks_total", reason="slow") == 2
+    api.daemon.stop()   # checks the exit status and the sanitizer report
