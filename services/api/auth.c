@@ -89,7 +89,8 @@ static void too_many(struct login *l, int64_t wait_ms, const char *scope)
     snprintf(secs, sizeof(secs), "%lld", (long long)throttle_retry_after_s(wait_ms));
     api_count(l->call.api, AM_LOGINS, "throttled");
     api_count(l->call.api, AM_THROTTLE_HITS, scope);
-    log_debug("login: %s from %s refused (%s): too many failures", l->who, l->client, scope);
+    log_debug("login: %s from %s refused (%s): too many failures", l->who, l->client,
+              scope);
     http_header(l->call.req, "Retry-After", secs);
     call_error(&l->call, 429, "too_many_requests",
                "too many failed logins; try again in %s s", secs);

@@ -142,7 +142,8 @@ static void log_lock(const struct throttle_redis_attempt *a, const char *what,
 {
     const struct api_config *cfg = a->api->cfg;
     log_warn("login: %s %s locked on every replica for %lld s after %lld failures "
-             "within %lld s", what, name, (long long)throttle_retry_after_s(cfg->login_lockout_ms),
+             "within %lld s", what, name,
+             (long long)throttle_retry_after_s(cfg->login_lockout_ms),
              (long long)cfg->login_max_failures,
              (long long)throttle_retry_after_s(cfg->login_window_ms));
 }
@@ -173,8 +174,9 @@ static const char *outcome_arg(enum throttle_outcome o)
 static void finish(struct throttle_redis_attempt *a)
 {
     const struct api_config *cfg = a->api->cfg;
-    if (a->cancelled ||
-        (!a->reserved && a->out_user == THROTTLE_NEUTRAL && a->out_addr == THROTTLE_NEUTRAL)) {
+    bool news = a->reserved || a->out_user != THROTTLE_NEUTRAL ||
+                a->out_addr != THROTTLE_NEUTRAL;
+    if (a->cancelled || !news) {
         attempt_free(a);
         return;
     }

@@ -14,11 +14,12 @@ static void test_plain_names_stay_readable(void **state)
 {
     (void)state;
     char k[THROTTLE_REDIS_KEY_MAX];
-    assert_int_equal(throttle_redis_key(k, sizeof(k), THROTTLE_REDIS_USER, "alice.b@x-y_1"), 0);
-    assert_string_equal(k, "sluice:throttle:login:user:alice.b@x-y_1");
+    assert_int_equal(throttle_redis_key(k, sizeof(k), THROTTLE_REDIS_USER, "al.b@x-y_1"), 0);
+    assert_string_equal(k, "sluice:throttle:login:user:al.b@x-y_1");
     assert_int_equal(throttle_redis_key(k, sizeof(k), THROTTLE_REDIS_ADDR, "192.0.2.7"), 0);
     assert_string_equal(k, "sluice:throttle:login:addr:192.0.2.7");
-    assert_int_equal(throttle_redis_key(k, sizeof(k), THROTTLE_REDIS_ADDR, "2001:db8::1"), 0);
+    assert_int_equal(throttle_redis_key(k, sizeof(k), THROTTLE_REDIS_ADDR, "2001:db8::1"),
+                     0);
     assert_string_equal(k, "sluice:throttle:login:addr:2001:db8::1");
 }
 
