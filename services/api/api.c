@@ -47,6 +47,13 @@ static const struct metric_def api_metric_defs[] = {
                              "Password hashes computed for logins, by whether the user "
                              "exists (an unknown user is checked against a dummy hash)",
                              { "user" } },
+    [AM_THROTTLE_HITS] = { "sluice_api_login_throttle_hits_total", METRIC_COUNTER,
+                           "Logins refused (429) by this replica's table (local) or by "
+                           "the failures counted in Redis for every replica (shared)",
+                           { "scope" } },
+    [AM_THROTTLE_FALLBACKS] = { "sluice_api_login_throttle_fallbacks_total", METRIC_COUNTER,
+                                "Logins throttled by this replica's table alone because "
+                                "Redis was down, slow or failing", { "reason" } },
     [AM_COUNT] = { NULL },
 };
 

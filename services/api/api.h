@@ -12,7 +12,8 @@
  *               the events),
  *               migrations.c (the schema), config.c (options)
  *   services    db.c (PostgreSQL, the only user of libpq), workpool.c
- *               (threads for password hashing), throttle.c (login limits)
+ *               (threads for password hashing), throttle.c (login limits per process),
+ *               throttle_redis.c (login limits shared in Redis)
  *   pure        requests.c (bodies), jwt_auth.c (tokens), password.c
  *               (scrypt), keys.c (stream keys, session ids), b64.c,
  *               authcache.c (the authtable's rules)
@@ -51,6 +52,7 @@ struct api_config {
     int64_t jwt_ttl_ms, session_ttl_ms;
     int64_t password_cost, hash_threads, hash_queue;
     int64_t login_max_failures, login_window_ms, login_lockout_ms;
+    int64_t login_redis_wait_ms;
     int64_t max_body;
     bool trust_proxy;
     char *edge_url;
@@ -67,7 +69,8 @@ int api_config_check(const struct api_config *cfg, char **err);
 
 enum api_metric {
     AM_LOGINS, AM_AUTHORIZE, AM_EVENTS, AM_REDIS_UP, AM_HASH_QUEUE, AM_AUTHORIZE_FROM,
-    AM_AUTHCACHE_LOADS, AM_AUTHCACHE_UP, AM_CALLER_FROM, AM_PASSWORD_CHECKS, AM_COUNT
+    AM_AUTHCACHE_LOADS, AM_AUTHCACHE_UP, AM_CALLER_FROM, AM_PASSWORD_CHECKS,
+    AM_THROTTLE_HITS, AM_THROTTLE_FALLBACKS, AM_COUNT
 };
 
 struct api {

@@ -3,7 +3,11 @@
  * The password check (scrypt) runs on a worker thread. Unknown users are
  * checked against a dummy hash, so the answer takes as long either way, and
  * both count against the throttle: 5 failures (login-max-failures) for a user
- * name or a client address within login-window lock it for login-lockout. */
+ * name or a client address within login-window lock it for login-lockout.
+ *
+ * An attempt is checked first against this replica's table (throttle.h), then
+ * against the count every replica shares in Redis (throttle_redis.h), before
+ * the user is looked up and the slow hash starts; its outcome goes to both. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +23,16 @@
 #include "sluice/clock.h"
 #include "sluice/http.h"
 #include "sluice/log.h"
+#include "sluice/redis.h"
 #include "throttle.h"
+#include "throttle_redis.h"
 #include "workpool.h"
 
 struct login {
     struct call call;
     struct login_req in;
     char ukey[THROTTLE_KEY_MAX], akey[THROTTLE_KEY_MAX];
+    struct throttle_redis_attempt *shared;   /* NULL once ended */
     char client[64];
     char who[80];                   /* the user name as given, escaped for logs */
     int64_t user_id;
@@ -45,24 +52,45 @@ static void free_password(struct login *l)
     }
 }
 
-/* Ends both throttle attempts: on a success only the user's count is wiped,
- * so an attacker's own account cannot reset the count of its address. */
+/* Logs a lock of this replica's table. Redis, when up, has the same failures
+ * and logs its own lock once for every replica (throttle_redis.c), so this
+ * one is a debug line then. */
+static void log_local_lock(struct login *l, const char *what, const char *name)
+{
+    const struct api_config *cfg = l->call.api->cfg;
+    log_at(redis_is_up(l->call.api->redis) ? LOGL_DEBUG : LOGL_WARN,
+           "login: %s %s locked on this replica for %lld s after %lld failures", what, name,
+           (long long)throttle_retry_after_s(cfg->login_lockout_ms),
+           (long long)cfg->login_max_failures);
+}
+
+/* Ends both throttle attempts, here and in Redis: on a success only the
+ * user's count is wiped, so an attacker's own account cannot reset the count
+ * of its address. */
 static void end_attempts(struct login *l, enum throttle_outcome user,
                          enum throttle_outcome addr)
 {
     struct api *api = l->call.api;
     int64_t now = clock_mono_ms();
-    throttle_end(api->throttle, l->ukey, now, user);
-    throttle_end(api->throttle, l->akey, now, addr);
+    if (throttle_end(api->throttle, l->ukey, now, user))
+        log_local_lock(l, "user", l->who);
+    if (throttle_end(api->throttle, l->akey, now, addr))
+        log_local_lock(l, "address", l->client);
+    throttle_redis_end(l->shared, user, addr);
+    l->shared = NULL;
     free_password(l);
 }
 
-static void too_many(struct login *l, int64_t wait_ms)
+/* Refuses the attempt (ended, or never begun). <scope> names what refused it:
+ * "local" or "shared". The lock itself was logged when it was set. */
+static void too_many(struct login *l, int64_t wait_ms, const char *scope)
 {
     char secs[24];
-    snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ms + 999) / 1000));
+    snprintf(secs, sizeof(secs), "%lld", (long long)throttle_retry_after_s(wait_ms));
     api_count(l->call.api, AM_LOGINS, "throttled");
-    log_warn("login: %s from %s refused: too many failures", l->who, l->client);
+    api_count(l->call.api, AM_THROTTLE_HITS, scope);
+    log_debug("login: %s from %s refused (%s): too many failures", l->who, l->client,
+              scope);
     http_header(l->call.req, "Retry-After", secs);
     call_error(&l->call, 429, "too_many_requests",
                "too many failed logins; try again in %s s", secs);
@@ -140,20 +168,53 @@ static void on_user(const struct db_result *res, void *arg)
     }
 }
 
-/* Starts the attempt against both throttle keys. Returns 0, or -1 after
- * replying 429. */
+/* Looks the user up, then has a worker check the password. */
+static void check_login(struct login *l)
+{
+    l->pwlen = strlen(l->in.password);
+    l->password = strdup(l->in.password);
+    const char *params[] = { l->in.username };
+    if (l->password == NULL ||
+        db_query(l->call.api->db,
+                 "SELECT u.id, u.role, u.password_hash FROM users u WHERE u.username = $1",
+                 1, params, on_user, l) == -1) {
+        end_attempts(l, THROTTLE_NEUTRAL, THROTTLE_NEUTRAL);
+        call_unavailable(&l->call, "the database");
+    }
+}
+
+/* The answer of the count shared in Redis. */
+static void on_shared(int64_t wait_ms, void *arg)
+{
+    struct login *l = arg;
+    if (wait_ms == -1) {   /* shutting down: the attempt is gone */
+        l->shared = NULL;
+        end_attempts(l, THROTTLE_NEUTRAL, THROTTLE_NEUTRAL);
+        call_unavailable(&l->call, "the login service");
+        return;
+    }
+    if (wait_ms > 0) {
+        end_attempts(l, THROTTLE_NEUTRAL, THROTTLE_NEUTRAL);
+        too_many(l, wait_ms, "shared");
+        return;
+    }
+    check_login(l);
+}
+
+/* Starts the attempt against both throttle keys in this replica's table.
+ * Returns 0, or -1 after replying 429. */
 static int begin_attempts(struct login *l)
 {
     struct throttle *t = l->call.api->throttle;
     int64_t now = clock_mono_ms();
     int64_t wait = throttle_begin(t, l->akey, now);
     if (wait > 0) {
-        too_many(l, wait);
+        too_many(l, wait, "local");
         return -1;
     }
     if ((wait = throttle_begin(t, l->ukey, now)) > 0) {
         throttle_end(t, l->akey, now, THROTTLE_NEUTRAL);
-        too_many(l, wait);
+        too_many(l, wait, "local");
         return -1;
     }
     return 0;
@@ -180,16 +241,9 @@ static void post_login(struct http_request *req)
     snprintf(l->akey, sizeof(l->akey), "a:%s", l->client);
     if (begin_attempts(l) == -1)
         return;
-    l->pwlen = strlen(l->in.password);
-    l->password = strdup(l->in.password);
-    const char *params[] = { l->in.username };
-    if (l->password == NULL ||
-        db_query(l->call.api->db,
-                 "SELECT u.id, u.role, u.password_hash FROM users u WHERE u.username = $1",
-                 1, params, on_user, l) == -1) {
-        end_attempts(l, THROTTLE_NEUTRAL, THROTTLE_NEUTRAL);
-        call_unavailable(&l->call, "the database");
-    }
+    if (throttle_redis_begin(l->call.api, l->in.username, l->client, on_shared, l,
+                             &l->shared) == THROTTLE_REDIS_LOCAL)
+        check_login(l);
 }
 
 const struct http_route auth_routes[] = {

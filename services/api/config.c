@@ -52,6 +52,9 @@ const struct config_opt api_opts[] = {
       "window in which failed logins are counted" },
     { "login-lockout", CONF_MS, OPT(login_lockout_ms), "5m", 1000, 86400000,
       "how long a user or address is refused (429) after too many failures" },
+    { "login-redis-wait", CONF_MS, OPT(login_redis_wait_ms), "200ms", 10, 2000,
+      "longest wait for the failures shared in Redis before a login goes on with "
+      "this replica's count alone" },
     { "trust-proxy", CONF_BOOL, OPT(trust_proxy), "false", 0, 0,
       "take the client address from the last X-Forwarded-For entry (behind Traefik)" },
     { "max-body", CONF_BYTES, OPT(max_body), "64k", 1024, 16 * 1024 * 1024,

@@ -167,16 +167,17 @@ int64_t throttle_begin(struct throttle *t, const char *key, int64_t now_ms)
     return 0;
 }
 
-void throttle_end(struct throttle *t, const char *key, int64_t now_ms,
+bool throttle_end(struct throttle *t, const char *key, int64_t now_ms,
                   enum throttle_outcome outcome)
 {
+    bool locked = false;
     size_t b = hash_key(key) % t->nbuckets;
     struct entry **link = &t->bucket[b];
     while (*link && strcmp((*link)->key, key) != 0)
         link = &(*link)->next;
     struct entry *e = *link;
     if (e == NULL)
-        return;   /* was uncounted */
+        return false;   /* was uncounted */
     if (e->inflight > 0)
         e->inflight--;
     if (outcome == THROTTLE_SUCCESS) {
@@ -189,8 +190,10 @@ void throttle_end(struct throttle *t, const char *key, int64_t now_ms,
         if (recent_failures(t, e, now_ms) >= t->o.max_failures) {
             e->locked_until_ms = now_ms + t->o.lockout_ms;
             e->nfail = e->head = 0;   /* a fresh count once the lock ends */
+            locked = true;
         }
     }
     if (stale(t, e, now_ms))
         unlink_entry(t, link);
+    return locked;
 }

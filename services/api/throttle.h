@@ -3,8 +3,10 @@
  * <lockout_ms>. Attempts in flight count against the limit, so parallel
  * guesses cannot overshoot it.
  *
- * The table is per process (with several replicas, each counts on its own)
- * and bounded: when full it forgets stale keys first, then the key whose last
+ * The table is per process: each replica counts on its own, and
+ * throttle_redis.h shares the count between replicas through Redis. This
+ * table stays the first check of every attempt (it needs no I/O) and the only
+ * one while Redis is unreachable or slow. It is bounded: when full it forgets stale keys first, then the key whose last
  * failure is oldest among those not locked and not in flight; if every entry
  * is locked or in flight, new keys go uncounted. Filling it takes
  * max_entries * max_failures slow password checks, which the hashing workers
@@ -43,8 +45,9 @@ enum throttle_outcome {
                            must not wipe the count, as for an address) */
 };
 
-/* Ends an attempt begun with throttle_begin. */
-void throttle_end(struct throttle *t, const char *key, int64_t now_ms,
+/* Ends an attempt begun with throttle_begin. Returns true when this failure
+ * locked the key. */
+bool throttle_end(struct throttle *t, const char *key, int64_t now_ms,
                   enum throttle_outcome outcome);
 
 /* Keys currently tracked. */

@@ -18,21 +18,24 @@ static struct throttle *make(size_t entries)
     return t;
 }
 
-static void fail_n(struct throttle *t, const char *key, int n, int64_t now)
+/* <n> failures of <key>; true if the last one locked it. */
+static bool fail_n(struct throttle *t, const char *key, int n, int64_t now)
 {
+    bool locked = false;
     for (int i = 0; i < n; i++) {
         assert_int_equal(throttle_begin(t, key, now), 0);
-        throttle_end(t, key, now, THROTTLE_FAILURE);
+        locked = throttle_end(t, key, now, THROTTLE_FAILURE);
     }
+    return locked;
 }
 
 static void test_five_failures_lock(void **state)
 {
     (void)state;
     struct throttle *t = make(100);
-    fail_n(t, "u:alice", 4, 1000);
+    assert_false(fail_n(t, "u:alice", 4, 1000));
     assert_int_equal(throttle_begin(t, "u:alice", 1000), 0);
-    throttle_end(t, "u:alice", 1000, THROTTLE_FAILURE);
+    assert_true(throttle_end(t, "u:alice", 1000, THROTTLE_FAILURE));   /* locked now */
     assert_int_equal(throttle_begin(t, "u:alice", 2000), 299000);
     assert_int_equal(throttle_begin(t, "u:bob", 2000), 0);   /* others unaffected */
     throttle_end(t, "u:bob", 2000, THROTTLE_NEUTRAL);
