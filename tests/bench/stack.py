@@ -6,13 +6,19 @@ over them, each on a free loopback port. Used by bench_api and bench_ingest:
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
     import stack
 
-    pg = stack.Postgres().start()
-    redis = stack.Redis(workdir).start()
-    api = stack.Api(workdir, pg.dsn, redis.url).start()
-    token = api.login()
-    key = api.create_stream(token, "cam1")
-    ...
-    api.stop(); redis.stop(); pg.stop()
+    pg = stack.Postgres()
+    redis = stack.Redis(workdir)
+    api = stack.Api(workdir, pg.dsn, redis.url)
+    try:
+        pg.start(); redis.start(); api.start()
+        token = api.login()
+        key = api.create_stream(token, "cam1")
+        ...
+    finally:
+        api.stop(); redis.stop(); pg.stop()
+
+(made before started, so that the stops also take down a half-started stack;
+stopping what never started does nothing).
 
 Each takes cpu="<list>" to run under `taskset -c <list>`. A failure exits
 with the bench's name (sys.argv[0]) and what went wrong, as the benches do.
