@@ -10,7 +10,6 @@
 
 #include <event2/event.h>
 
-#include "blob.h"
 #include "hls.h"
 #include "link.h"
 #include "packager.h"
@@ -19,6 +18,7 @@
 #include "sluice/leasekeep.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "sluice/refbuf.h"
 
 #define MAX_KNOWN 100000       /* streams known (live anywhere), about 600 bytes each */
 
@@ -348,7 +348,7 @@ void stream_free(struct stream *s)
     while (s->nslots > 0)
         stream_evict_first(s, false);
     free(s->slots);
-    blob_unref(s->playlist);
+    refbuf_unref(s->playlist);
     if (s->timer)
         event_free(s->timer);
     free(s);

@@ -26,13 +26,13 @@
 #include "sluice/slp-t.h"
 #include "stream.h"
 
-struct blob;
 struct event;
 struct hls;
 struct leasekeep;
 struct link;
 struct packaged;
 struct packager;
+struct refbuf;
 
 #define SLOTS (PL_MAX_ENTRIES + PL_MAX_ENTRIES / 2 + 2)   /* segments kept in memory */
 #define MAX_PENDING 4          /* segments waiting for their state write */
@@ -47,16 +47,16 @@ int stream_write_state(struct stream *s, const struct pstate *st, redis_reply_cb
 
 struct seg_slot {
     uint64_t epoch, seq;
-    struct blob *b;
+    struct refbuf *b;
     char name[PL_URI_MAX];
 };
 
 /* A segment (or only a playlist change) waiting for its state write. */
 struct pending {
-    struct blob *seg;           /* NULL: a playlist change only (EXT-X-ENDLIST) */
+    struct refbuf *seg;         /* NULL: a playlist change only (EXT-X-ENDLIST) */
     uint64_t epoch, seq;
     char seg_name[PL_URI_MAX];
-    struct blob *playlist;
+    struct refbuf *playlist;
     unsigned target;
     uint64_t version, first_seq;
     struct pstate st;
@@ -95,7 +95,7 @@ struct stream {
     struct pending *pending;    /* MAX_PENDING, allocated while owned */
     unsigned npending;
     /* what is served */
-    struct blob *playlist;
+    struct refbuf *playlist;
     unsigned target;
     uint64_t version;
     struct seg_slot *slots;     /* SLOTS, allocated while something is served */

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blob.h"
 #include "hls.h"
 #include "link.h"
 #include "packager.h"
@@ -17,19 +16,20 @@
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/redis.h"
+#include "sluice/refbuf.h"
 
 #define IDLE_TIMEOUT_MS 20000  /* SLP: a relay silent this long is gone */
 
 /* ---- what is served ------------------------------------------------------- */
 
-struct blob *stream_playlist(const struct stream *s, unsigned *target, uint64_t *version)
+struct refbuf *stream_playlist(const struct stream *s, unsigned *target, uint64_t *version)
 {
     *target = s->target;
     *version = s->version;
     return s->playlist;
 }
 
-struct blob *stream_segment(const struct stream *s, uint64_t epoch, uint64_t seq)
+struct refbuf *stream_segment(const struct stream *s, uint64_t epoch, uint64_t seq)
 {
     for (unsigned i = 0; i < s->nslots; i++) {
         const struct seg_slot *sl = &s->slots[(s->shead + i) % SLOTS];
@@ -44,7 +44,7 @@ void stream_evict_first(struct stream *s, bool from_disk)
     struct seg_slot *sl = &s->slots[s->shead];
     if (from_disk)
         disk_remove(&s->h->disk, s->name, sl->name);
-    blob_unref(sl->b);
+    refbuf_unref(sl->b);
     sl->b = NULL;
     s->shead = (s->shead + 1) % SLOTS;
     s->nslots--;
@@ -74,7 +74,7 @@ static void add_slot(struct stream *s, const struct pending *p)
     struct seg_slot *sl = &s->slots[(s->shead + s->nslots) % SLOTS];
     sl->epoch = p->epoch;
     sl->seq = p->seq;
-    sl->b = blob_ref(p->seg);
+    sl->b = refbuf_ref(p->seg);
     memcpy(sl->name, p->seg_name, sizeof(sl->name));
     s->nslots++;
 }
@@ -87,7 +87,7 @@ void stream_drop_served(struct stream *s)
     free(s->slots);
     s->slots = NULL;
     s->shead = 0;
-    blob_unref(s->playlist);
+    refbuf_unref(s->playlist);
     s->playlist = NULL;
     s->target = 0;
     s->served_ended = false;
@@ -101,8 +101,8 @@ static void write_next(struct stream *s);
 
 static void pending_clear(struct pending *p)
 {
-    blob_unref(p->seg);
-    blob_unref(p->playlist);
+    refbuf_unref(p->seg);
+    refbuf_unref(p->playlist);
     p->seg = p->playlist = NULL;
 }
 
@@ -121,8 +121,8 @@ static void apply(struct stream *s, struct pending *p)
         if (p->disc)
             metric_add(st->discontinuities, 1);
     }
-    blob_unref(s->playlist);
-    s->playlist = blob_ref(p->playlist);
+    refbuf_unref(s->playlist);
+    s->playlist = refbuf_ref(p->playlist);
     s->target = p->target;
     s->version = p->version;
     s->served_ended = p->st.ended;
@@ -213,7 +213,7 @@ void stream_publish(struct stream *s, struct packaged *out)
     struct pending *p = &s->pending[s->npending];
     memset(p, 0, sizeof(*p));
     if (out != NULL) {
-        p->seg = blob_wrap(out->seg.data, out->seg.len, out->seg.cap);
+        p->seg = refbuf_wrap(out->seg.data, out->seg.len, out->seg.cap);
         out->seg.data = NULL;
         p->epoch = pk->epoch;
         p->seq = out->entry.seq;
@@ -229,7 +229,7 @@ void stream_publish(struct stream *s, struct packaged *out)
     }
     char text[PLAYLIST_RENDER_MAX];
     size_t n = playlist_render(&pk->pl, text, sizeof(text));
-    p->playlist = blob_copy(text, n < sizeof(text) ? n : sizeof(text) - 1);
+    p->playlist = refbuf_copy(text, n < sizeof(text) ? n : sizeof(text) - 1);
     if (p->playlist == NULL) {
         pending_clear(p);
         log_error("stream %s: out of memory: playlist not published", s->name);
