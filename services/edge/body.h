@@ -1,8 +1,9 @@
-/* Immutable, reference-counted response bodies: what the edge caches and what
- * every viewer's reply points at. A body is filled once, right after
- * body_new(), and never changes after that, so any number of replies can
- * send it by reference (evbuffer_add_reference) at the same time; the last
- * reference to go (the cache's or a finished reply's) frees it.
+/* Response bodies: what the edge caches and what every viewer's reply points
+ * at. The bytes are a refbuf (sluice/refbuf.h), filled once, right after
+ * body_new(), and never changed after that, so any number of replies send
+ * them by reference at the same time (refbuf_add_to(&b->buf, ...)); the last
+ * reference to go (the cache's or a finished reply's) frees the body. What the
+ * edge knows besides the bytes (status, validators) lives in the same block.
  *
  * Single-threaded: use from the event loop only.
  */
@@ -10,23 +11,22 @@
 #define SLUICE_EDGE_BODY_H
 
 #include <stddef.h>
-#include <stdint.h>
+
+#include "sluice/refbuf.h"
 
 struct evbuffer;
 
 #define BODY_TAG_MAX 128   /* ETag and Last-Modified, longer ones are dropped */
 
 struct body {
-    unsigned refs;
+    struct refbuf buf;             /* first: its bytes follow the struct */
     int status;                    /* 200, or 404 for a negative entry */
-    size_t len;
     char etag[BODY_TAG_MAX];       /* "" when the origin sent none */
     char last_modified[BODY_TAG_MAX];
-    unsigned char data[];          /* <len> bytes */
 };
 
-/* A body of <len> bytes (uninitialised, for the caller to fill at once) with
- * one reference, or NULL. */
+/* A body of <len> bytes (buf.data, uninitialised, for the caller to fill at
+ * once) with one reference, in one allocation, or NULL. */
 struct body *body_new(int status, size_t len);
 
 /* A body holding a copy of what is in <src> (not drained), or NULL. */
@@ -39,18 +39,5 @@ void body_set_last_modified(struct body *b, const char *value);
 struct body *body_ref(struct body *b);
 /* Drops one reference; frees at zero. NULL is fine. */
 void body_unref(struct body *b);
-
-/* Appends bytes [<off>, <off> + <len>) of <b> to <out> by reference: the
- * buffer holds a reference to <b> until it has sent (or dropped) them.
- * Returns 0 or -1. */
-int body_add_to(struct body *b, struct evbuffer *out, size_t off, size_t len);
-
-/* Bodies alive in the process and their bytes, cached or not (a body evicted
- * from the cache lives on until its last reader is done). */
-uint64_t body_live_count(void);
-uint64_t body_live_bytes(void);
-
-/* Replies sending a body by reference that have not finished yet. */
-uint64_t body_sends_in_flight(void);
 
 #endif

@@ -100,8 +100,8 @@ int cache_put(struct cache *c, const char *key, size_t len, struct body *b,
               int64_t fresh_until, int64_t stale_until, int64_t now)
 {
     cache_remove(c, key, len);
-    size_t charge = b->len + len + CACHE_ENTRY_OVERHEAD;
-    if (charge > c->capacity || b->len > c->capacity)
+    size_t charge = b->buf.len + len + CACHE_ENTRY_OVERHEAD;
+    if (charge > c->capacity || b->buf.len > c->capacity)
         return -1;
     struct cache_entry *e = malloc(sizeof(*e) + len + 1);
     if (e == NULL)

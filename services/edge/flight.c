@@ -140,7 +140,7 @@ static void store(struct flight *f, const struct httpc_response *resp, int statu
         fresh = stale = now + cfg->negative_ttl_ms;
     } else if (f->obj.type == OBJ_PLAYLIST) {
         int64_t target;
-        if (playlist_target_duration((const char *)b->data, b->len, &target) == -1)
+        if (playlist_target_duration((const char *)b->buf.data, b->buf.len, &target) == -1)
             target = -1;
         fresh = now + edge_playlist_ttl(cfg, target);
         stale = fresh + cfg->stale_if_error_ms;
@@ -148,7 +148,7 @@ static void store(struct flight *f, const struct httpc_response *resp, int statu
         fresh = stale = CACHE_FOREVER;
     }
     if (cache_put(e->cache, f->obj.key, f->obj.keylen, b, fresh, stale, now) == -1)
-        log_debug("%s: not cached (%zu bytes)", f->obj.key, b->len);
+        log_debug("%s: not cached (%zu bytes)", f->obj.key, b->buf.len);
     land_body(f, b, fresh);
     body_unref(b);
 }

@@ -121,14 +121,14 @@ static int pick_range(struct edge_req *req, const struct body *b, uint64_t *off,
                                   b->last_modified))
         range = NULL;
     char cr[80];
-    switch (range_parse(range, b->len, off, len)) {
+    switch (range_parse(range, b->buf.len, off, len)) {
     case RANGE_OK:
         snprintf(cr, sizeof(cr), "bytes %llu-%llu/%zu", (unsigned long long)*off,
-                 (unsigned long long)(*off + *len - 1), b->len);
+                 (unsigned long long)(*off + *len - 1), b->buf.len);
         edge_req_add_header(req, "Content-Range", cr);
         return 206;
     case RANGE_UNSATISFIABLE:
-        snprintf(cr, sizeof(cr), "bytes */%zu", b->len);
+        snprintf(cr, sizeof(cr), "bytes */%zu", b->buf.len);
         edge_req_add_header(req, "Content-Range", cr);
         edge_reply_error(req, 416, "range_not_satisfiable", "the range is outside the object");
         return 416;
@@ -136,7 +136,7 @@ static int pick_range(struct edge_req *req, const struct body *b, uint64_t *off,
         break;
     }
     *off = 0;
-    *len = b->len;
+    *len = b->buf.len;
     return 200;
 }
 

@@ -6,7 +6,6 @@
 
 #include <event2/event.h>
 
-#include "body.h"
 #include "cache.h"
 #include "edge.h"
 #include "flight.h"
@@ -20,6 +19,7 @@
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/redis.h"
+#include "sluice/refbuf.h"
 #include "viewers.h"
 
 #define TICK_MS 1000
@@ -115,7 +115,7 @@ static void on_collect(void *arg)
     metric_set(metric_at(st->m[EM_CACHE_CAPACITY]), (double)cs.capacity);
     metric_set(metric_at(st->m[EM_CACHE_OBJECTS]), (double)cs.entries);
     metric_set(metric_at(st->m[EM_CACHE_EVICTIONS]), (double)cs.evictions);
-    metric_set(metric_at(st->m[EM_BODY_BYTES]), (double)body_live_bytes());
+    metric_set(metric_at(st->m[EM_BODY_BYTES]), (double)refbuf_live_bytes());
     metric_set(metric_at(st->m[EM_ROUTES]), (double)routes_count(e->routes));
     metric_set(metric_at(st->m[EM_VIEWERS_UNTRACKED]), (double)viewers_untracked(e->viewers));
     metric_set(st->in_flight, origins_in_flight(e->origins));
@@ -146,7 +146,7 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct edge *e = arg;
     if (edge_server_pending(e->server) == 0 && flights_count(e->flights) == 0 &&
-        body_sends_in_flight() == 0) {
+        refbuf_sends() == 0) {
         daemon_release(e->d);
         return;
     }

@@ -164,7 +164,7 @@ void conn_reply(struct edge_conn *c, int status, const char *content_type,
             c->close_after = true;
         if (evbuffer_add(c->out, h.buf, h.len) == -1 ||
             (with_body && data != NULL && evbuffer_add(c->out, data, length) == -1) ||
-            (with_body && b != NULL && body_add_to(b, c->out, off, length) == -1)) {
+            (with_body && b != NULL && refbuf_add_to(&b->buf, c->out, off, length) == -1)) {
             log_warn("edge: out of memory for a reply to %s", c->peer);
             c->close_after = true;
         }

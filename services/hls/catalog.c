@@ -44,7 +44,7 @@ static void on_event(const char *channel, const char *msg, size_t len, void *arg
     char why[160];
     if (h->stopping)
         return;
-    if (event_parse(msg, len, &ev, why, sizeof(why)) == -1) {
+    if (records_event_parse(msg, len, &ev, why, sizeof(why)) == -1) {
         char safe[128];
         log_warn("sluice:events: ignoring a message (%s): %s", why,
                  log_escape(safe, sizeof(safe), msg, len));

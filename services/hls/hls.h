@@ -21,7 +21,6 @@
  * with the I/O parts:
  *   link.c       an SLP subscription to a relay
  *   disk.c       the origin directory: atomic writes, origin.json
- *   blob.c       immutable refcounted bytes, served by reference
  */
 #ifndef SLUICE_HLS_H
 #define SLUICE_HLS_H

@@ -9,7 +9,6 @@
 
 #include <event2/event.h>
 
-#include "blob.h"
 #include "catalog.h"
 #include "hls.h"
 #include "link.h"
@@ -22,6 +21,7 @@
 #include "sluice/metrics.h"
 #include "sluice/net.h"
 #include "sluice/redis.h"
+#include "sluice/refbuf.h"
 #include "sluice/slp-t.h"
 #include "stats.h"
 #include "stream.h"
@@ -134,7 +134,7 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct hls *h = arg;
-    if (h->releasing == 0 && h->nowned == 0 && blob_sends() == 0) {
+    if (h->releasing == 0 && h->nowned == 0 && refbuf_sends() == 0) {
         daemon_release(h->d);
         return;
     }

@@ -61,8 +61,8 @@ static int get_relay(const json_t *v, char *out, bool required, char *why, size_
     return 0;
 }
 
-int stream_record_parse(const char *buf, size_t len, struct stream_record *out, char *why,
-                        size_t whylen)
+int records_stream_parse(const char *buf, size_t len, struct stream_record *out, char *why,
+                         size_t whylen)
 {
     memset(out, 0, sizeof(*out));
     json_t *v = parse_object(buf, len, why, whylen);
@@ -76,7 +76,8 @@ int stream_record_parse(const char *buf, size_t len, struct stream_record *out, 
     return rc;
 }
 
-int event_parse(const char *buf, size_t len, struct event_msg *out, char *why, size_t whylen)
+int records_event_parse(const char *buf, size_t len, struct event_msg *out, char *why,
+                        size_t whylen)
 {
     memset(out, 0, sizeof(*out));
     json_t *v = parse_object(buf, len, why, whylen);

@@ -33,8 +33,9 @@ struct event_msg {
 };
 
 /* Each returns 0, or -1 with a printable reason in <why> (<whylen> bytes). */
-int stream_record_parse(const char *buf, size_t len, struct stream_record *out, char *why,
+int records_stream_parse(const char *buf, size_t len, struct stream_record *out, char *why,
+                         size_t whylen);
+int records_event_parse(const char *buf, size_t len, struct event_msg *out, char *why,
                         size_t whylen);
-int event_parse(const char *buf, size_t len, struct event_msg *out, char *why, size_t whylen);
 
 #endif

@@ -7,12 +7,12 @@
 
 #include <event2/buffer.h>
 
-#include "blob.h"
 #include "hls.h"
 #include "playlist.h"
 #include "sluice/daemon.h"
 #include "sluice/http.h"
 #include "sluice/metrics.h"
+#include "sluice/refbuf.h"
 #include "stream.h"
 
 #define SEGMENT_MAX_AGE "86400"
@@ -30,7 +30,7 @@ static bool not_modified(struct http_request *req, const char *etag)
     return inm != NULL && (strstr(inm, etag) != NULL || strcmp(inm, "*") == 0);
 }
 
-static void send_blob(struct hls *h, struct http_request *req, struct blob *b,
+static void send_bytes(struct hls *h, struct http_request *req, struct refbuf *b,
                       const char *content_type, const char *cache_control, const char *etag,
                       struct metric_series *bytes)
 {
@@ -50,7 +50,7 @@ static void send_blob(struct hls *h, struct http_request *req, struct blob *b,
         return;
     }
     struct evbuffer *out = evbuffer_new();
-    if (out == NULL || blob_add_to(b, out) == -1) {
+    if (out == NULL || refbuf_add_to(b, out, 0, b->len) == -1) {
         evbuffer_free(out);
         http_error(req, 503, "overloaded", "out of memory");
         return;
@@ -73,7 +73,7 @@ static void serve_playlist(struct hls *h, struct http_request *req, const struct
 {
     unsigned target;
     uint64_t version;
-    struct blob *b = s ? stream_playlist(s, &target, &version) : NULL;
+    struct refbuf *b = s ? stream_playlist(s, &target, &version) : NULL;
     if (b == NULL) {
         not_found(req, "stream not packaged here");
         return;
@@ -81,20 +81,20 @@ static void serve_playlist(struct hls *h, struct http_request *req, const struct
     char cc[48], etag[40];
     snprintf(cc, sizeof(cc), "public, max-age=%u", target / 2);
     snprintf(etag, sizeof(etag), "\"%016" PRIx64 "\"", fnv64(b->data, b->len));
-    send_blob(h, req, b, "application/vnd.apple.mpegurl", cc, etag, h->stats.bytes_playlist);
+    send_bytes(h, req, b, "application/vnd.apple.mpegurl", cc, etag, h->stats.bytes_playlist);
 }
 
 static void serve_segment(struct hls *h, struct http_request *req, const struct stream *s,
                           const char *file, uint64_t epoch, uint64_t seq)
 {
-    struct blob *b = s ? stream_segment(s, epoch, seq) : NULL;
+    struct refbuf *b = s ? stream_segment(s, epoch, seq) : NULL;
     if (b == NULL) {
         not_found(req, "no such segment here");
         return;
     }
     char etag[PL_URI_MAX + 4];
     snprintf(etag, sizeof(etag), "\"%s\"", file);
-    send_blob(h, req, b, "video/mp2t", "public, max-age=" SEGMENT_MAX_AGE ", immutable", etag,
+    send_bytes(h, req, b, "video/mp2t", "public, max-age=" SEGMENT_MAX_AGE ", immutable", etag,
               h->stats.bytes_segment);
 }
 

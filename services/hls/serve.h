@@ -3,7 +3,7 @@
  *   GET|HEAD /live/<name>/index.m3u8      the live playlist
  *   GET|HEAD /live/<name>/<epoch>-<seq>.ts a segment in or recently out of it
  *
- * Served from memory by reference (blob.h): no copy per request, no disk.
+ * Served from memory by reference (sluice/refbuf.h): no copy per request, no disk.
  * Segments are immutable (their names carry the owner's epoch), playlists
  * fresh for half a target duration; see docs/hls.md for the headers.
  */

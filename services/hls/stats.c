@@ -1,11 +1,11 @@
 /* sluice-hls metrics: see stats.h. */
 #include "stats.h"
 
-#include "blob.h"
 #include "hls.h"
 #include "segmenter.h"
 #include "sluice/daemon.h"
 #include "sluice/metrics.h"
+#include "sluice/refbuf.h"
 #include "stream.h"
 
 static const double duration_buckets[] = { 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 30,
@@ -101,5 +101,5 @@ void hls_stats_collect(void *arg)
     hls_each(h, count_role, n);
     for (int r = 0; r < SR_COUNT; r++)
         metric_set(h->stats.streams_by_role[r], n[r]);
-    metric_set(h->stats.memory, (double)blob_live_bytes());
+    metric_set(h->stats.memory, (double)refbuf_live_bytes());
 }

@@ -10,7 +10,6 @@
 
 #include <event2/event.h>
 
-#include "blob.h"
 #include "hls.h"
 #include "link.h"
 #include "packager.h"
@@ -19,6 +18,7 @@
 #include "sluice/leasekeep.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "sluice/refbuf.h"
 
 #define MAX_KNOWN 100000       /* streams known (live anywhere), about 600 bytes each */
 
@@ -104,7 +104,7 @@ void hls_each(struct hls *h, void (*fn)(struct stream *s, void *arg), void *arg)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-struct sop *sop_new(struct stream *s, struct sop **slot)
+struct sop *stream_sop_new(struct stream *s, struct sop **slot)
 {
     struct sop *op = malloc(sizeof(*op));
     if (op != NULL) {
@@ -116,7 +116,7 @@ struct sop *sop_new(struct stream *s, struct sop **slot)
 
 /* The stream an op belongs to (NULL if gone); frees the op and clears <slot>'s
  * pointer to it. */
-struct stream *sop_done(struct sop *op, struct sop **(*slot)(struct stream *))
+struct stream *stream_sop_done(struct sop *op, struct sop **(*slot)(struct stream *))
 {
     struct stream *s = op->s;
     free(op);
@@ -125,24 +125,24 @@ struct stream *sop_done(struct sop *op, struct sop **(*slot)(struct stream *))
     return s;
 }
 
-struct sop **slot_pttl(struct stream *s) { return &s->op_pttl; }
-struct sop **slot_load(struct stream *s) { return &s->op_load; }
-struct sop **slot_write(struct stream *s) { return &s->op_write; }
-struct sop **slot_lookup(struct stream *s) { return &s->op_lookup; }
+struct sop **stream_slot_pttl(struct stream *s) { return &s->op_pttl; }
+struct sop **stream_slot_load(struct stream *s) { return &s->op_load; }
+struct sop **stream_slot_write(struct stream *s) { return &s->op_write; }
+struct sop **stream_slot_lookup(struct stream *s) { return &s->op_lookup; }
 
-void detach(struct sop *op)
+void stream_sop_detach(struct sop *op)
 {
     if (op != NULL)
         op->s = NULL;
 }
 
-void set_timer(struct stream *s, int64_t ms)
+void stream_set_timer(struct stream *s, int64_t ms)
 {
     struct timeval tv = clock_tv_ms(ms > 0 ? ms : 0);
     evtimer_add(s->timer, &tv);
 }
 
-void set_role(struct stream *s, enum stream_role r)
+void stream_set_role(struct stream *s, enum stream_role r)
 {
     bool owned = s->role != SR_CANDIDATE, will = r != SR_CANDIDATE;
     if (owned != will)
@@ -152,11 +152,11 @@ void set_role(struct stream *s, enum stream_role r)
 
 /* ---- the grace, and its end ----------------------------------------------- */
 
-void enter_grace(struct stream *s, int64_t retry_ms)
+void stream_enter_grace(struct stream *s, int64_t retry_ms)
 {
     int64_t now = clock_mono_ms();
     if (s->role != SR_GRACE) {
-        set_role(s, SR_GRACE);
+        stream_set_role(s, SR_GRACE);
         s->grace_until_ms = now + s->h->cfg->end_grace_ms;
         log_info("stream %s: no publisher; EXT-X-ENDLIST in %lld ms unless it comes back",
                  s->name, (long long)s->h->cfg->end_grace_ms);
@@ -173,17 +173,17 @@ static void end_stream(struct stream *s)
         link_close(s->link);
         s->link = NULL;
     }
-    flush(s, true);
+    stream_flush(s, true);
     s->ending = true;
     s->live = false;
     if (s->pk != NULL && s->pk->pl.n > 0) {
         packager_end(s->pk);
         metric_add(s->h->stats.endlists, 1);
-        publish(s, NULL);
+        stream_publish(s, NULL);
     }
-    set_role(s, SR_CANDIDATE);
+    stream_set_role(s, SR_CANDIDATE);
     s->linger_until_ms = s->playlist || s->npending ? clock_mono_ms() + s->h->cfg->linger_ms : 0;
-    after_writes(s);
+    stream_after_writes(s);
 }
 
 /* ---- the catalog's view --------------------------------------------------- */
@@ -203,7 +203,7 @@ struct stream *stream_get(struct hls *h, const char *name)
     snprintf(s->key_lease, sizeof(s->key_lease), "sluice:lease:hls:%s", name);
     snprintf(s->key_state, sizeof(s->key_state), "sluice:hls:%s", name);
     snprintf(s->key_stream, sizeof(s->key_stream), "sluice:stream:%s", name);
-    s->timer = evtimer_new(h->d->base, on_timer, s);
+    s->timer = evtimer_new(h->d->base, stream_on_timer, s);
     if (s->timer == NULL) {
         free(s);
         return NULL;
@@ -224,24 +224,24 @@ void stream_seen_live(struct stream *s, const char *relay)
         s->link = NULL;
         snprintf(s->relay, sizeof(s->relay), "%s", relay);
         log_info("stream %s: live again on relay %s", s->name, relay);
-        open_link(s);
+        stream_open_link(s);
         return;
     }
     if (s->role == SR_CANDIDATE && s->lease == NULL && s->op_pttl == NULL &&
         !evtimer_pending(s->timer, NULL))
-        set_timer(s, 0);
+        stream_set_timer(s, 0);
 }
 
 void stream_try_now(struct stream *s)
 {
     if (s->live && s->role == SR_CANDIDATE && s->lease == NULL) {
-        detach(s->op_pttl);
+        stream_sop_detach(s->op_pttl);
         s->op_pttl = NULL;
-        set_timer(s, 0);
+        stream_set_timer(s, 0);
     }
 }
 
-void maybe_free(struct stream *s)
+void stream_maybe_free(struct stream *s)
 {
     if (s->role == SR_CANDIDATE && !s->live && s->lease == NULL && s->linger_until_ms == 0 &&
         s->playlist == NULL && s->npending == 0 && !s->releasing) {
@@ -256,13 +256,13 @@ void stream_gone(struct stream *s)
     if (s->role != SR_CANDIDATE)
         return;                 /* an owner hears it from the relay */
     evtimer_del(s->timer);
-    detach(s->op_pttl);
+    stream_sop_detach(s->op_pttl);
     s->op_pttl = NULL;
     if (s->lease != NULL) {     /* an attempt under way */
-        release_lease(s);
+        stream_release_lease(s);
         return;
     }
-    maybe_free(s);
+    stream_maybe_free(s);
 }
 
 void stream_redis_up(struct stream *s)
@@ -297,20 +297,20 @@ void stream_tick(struct stream *s, int64_t now)
             now - s->last_media_ms >= stall) {
             log_info("stream %s: no media for %lld ms: publishing the segment under way",
                      s->name, (long long)(now - s->last_media_ms));
-            flush(s, false);
+            stream_flush(s, false);
         }
         return;
     case SR_GRACE:
         if (now >= s->grace_until_ms)
             end_stream(s);
         else if (s->link == NULL && s->op_lookup == NULL && now >= s->next_link_ms)
-            look_for_source(s);
+            stream_look_for_source(s);
         return;
     case SR_CANDIDATE:
         if (s->linger_until_ms != 0 && now >= s->linger_until_ms && s->npending == 0) {
             log_info("stream %s: no longer served here", s->name);
-            drop_served(s);
-            maybe_free(s);
+            stream_drop_served(s);
+            stream_maybe_free(s);
         } else if (s->linger_until_ms != 0) {
             keep_advertised(s, now);
         }
@@ -323,7 +323,7 @@ void stream_tick(struct stream *s, int64_t now)
 void stream_stop(struct stream *s)
 {
     evtimer_del(s->timer);
-    detach(s->op_pttl);
+    stream_sop_detach(s->op_pttl);
     s->op_pttl = NULL;
     s->stopping = true;
     if (s->role == SR_LIVE || s->role == SR_GRACE) {
@@ -331,24 +331,24 @@ void stream_stop(struct stream *s)
             link_close(s->link);
             s->link = NULL;
         }
-        flush(s, false);        /* what we have, recorded, for the next owner */
-        after_writes(s);
+        stream_flush(s, false); /* what we have, recorded, for the next owner */
+        stream_after_writes(s);
         return;
     }
-    release_lease(s);           /* claiming, or an attempt under way */
+    stream_release_lease(s);    /* claiming, or an attempt under way */
 }
 
 void stream_free(struct stream *s)
 {
     if (s == NULL)
         return;
-    stop_packaging(s);
-    detach(s->op_pttl);
+    stream_stop_packaging(s);
+    stream_sop_detach(s->op_pttl);
     leasekeep_free(s->lease);
     while (s->nslots > 0)
-        evict_first(s, false);
+        stream_evict_first(s, false);
     free(s->slots);
-    blob_unref(s->playlist);
+    refbuf_unref(s->playlist);
     if (s->timer)
         event_free(s->timer);
     free(s);

@@ -30,8 +30,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct blob;
 struct hls;
+struct refbuf;
 struct stream;
 
 enum stream_role { SR_CANDIDATE, SR_CLAIMING, SR_LIVE, SR_GRACE, SR_COUNT };
@@ -73,9 +73,9 @@ bool stream_owned(const struct stream *s);
 
 /* What is served: the playlist (NULL when there is none yet) and its target
  * duration and version (for ETags), and a segment by its name's numbers. The
- * blobs are the stream's: take a reference to keep one. */
-struct blob *stream_playlist(const struct stream *s, unsigned *target, uint64_t *version);
-struct blob *stream_segment(const struct stream *s, uint64_t epoch, uint64_t seq);
+ * buffers are the stream's: take a reference (refbuf_ref) to keep one. */
+struct refbuf *stream_playlist(const struct stream *s, unsigned *target, uint64_t *version);
+struct refbuf *stream_segment(const struct stream *s, uint64_t epoch, uint64_t seq);
 
 const char *stream_role_name(enum stream_role r);
 

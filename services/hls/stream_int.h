@@ -26,13 +26,13 @@
 #include "sluice/slp-t.h"
 #include "stream.h"
 
-struct blob;
 struct event;
 struct hls;
 struct leasekeep;
 struct link;
 struct packaged;
 struct packager;
+struct refbuf;
 
 #define SLOTS (PL_MAX_ENTRIES + PL_MAX_ENTRIES / 2 + 2)   /* segments kept in memory */
 #define MAX_PENDING 4          /* segments waiting for their state write */
@@ -43,20 +43,20 @@ struct packager;
  * claim's write and each segment's); <cb> gets 1 (written), 0 (no lease
  * right now) or the other holder. Returns 0, or -1 when it cannot be asked
  * (Redis down, out of memory): <cb> is not called. stream_lease.c. */
-int write_state(struct stream *s, const struct pstate *st, redis_reply_cb cb);
+int stream_write_state(struct stream *s, const struct pstate *st, redis_reply_cb cb);
 
 struct seg_slot {
     uint64_t epoch, seq;
-    struct blob *b;
+    struct refbuf *b;
     char name[PL_URI_MAX];
 };
 
 /* A segment (or only a playlist change) waiting for its state write. */
 struct pending {
-    struct blob *seg;           /* NULL: a playlist change only (EXT-X-ENDLIST) */
+    struct refbuf *seg;         /* NULL: a playlist change only (EXT-X-ENDLIST) */
     uint64_t epoch, seq;
     char seg_name[PL_URI_MAX];
-    struct blob *playlist;
+    struct refbuf *playlist;
     unsigned target;
     uint64_t version, first_seq;
     struct pstate st;
@@ -95,7 +95,7 @@ struct stream {
     struct pending *pending;    /* MAX_PENDING, allocated while owned */
     unsigned npending;
     /* what is served */
-    struct blob *playlist;
+    struct refbuf *playlist;
     unsigned target;
     uint64_t version;
     struct seg_slot *slots;     /* SLOTS, allocated while something is served */
@@ -112,77 +112,77 @@ struct stream {
 
 /* A Redis command in flight for <s>, its pointer kept in <slot>. NULL when out
  * of memory. */
-struct sop *sop_new(struct stream *s, struct sop **slot);
+struct sop *stream_sop_new(struct stream *s, struct sop **slot);
 
 /* The stream an op belongs to (NULL if gone); frees the op and clears <slot>'s
  * pointer to it. */
-struct stream *sop_done(struct sop *op, struct sop **(*slot)(struct stream *));
-struct sop **slot_pttl(struct stream *s);
-struct sop **slot_load(struct stream *s);
-struct sop **slot_write(struct stream *s);
-struct sop **slot_lookup(struct stream *s);
+struct stream *stream_sop_done(struct sop *op, struct sop **(*slot)(struct stream *));
+struct sop **stream_slot_pttl(struct stream *s);
+struct sop **stream_slot_load(struct stream *s);
+struct sop **stream_slot_write(struct stream *s);
+struct sop **stream_slot_lookup(struct stream *s);
 
 /* The op's reply will find no stream (<op> may be NULL). */
-void detach(struct sop *op);
+void stream_sop_detach(struct sop *op);
 
 /* Arms s->timer in <ms> (at once if <= 0). */
-void set_timer(struct stream *s, int64_t ms);
+void stream_set_timer(struct stream *s, int64_t ms);
 
 /* Sets the role, keeping h->nowned. */
-void set_role(struct stream *s, enum stream_role r);
+void stream_set_role(struct stream *s, enum stream_role r);
 
 /* No publisher: GRACE (unless in it already), the next link tried in
  * <retry_ms>. */
-void enter_grace(struct stream *s, int64_t retry_ms);
+void stream_enter_grace(struct stream *s, int64_t retry_ms);
 
 /* Frees <s> if there is nothing left to do with it or to serve: do not use
  * <s> after this. */
-void maybe_free(struct stream *s);
+void stream_maybe_free(struct stream *s);
 
 /* ---- stream_lease.c ------------------------------------------------------- */
 
 /* Lets the lease go (handed over with hls.released when the daemon stops),
  * counted in h->releasing until it is gone; then <s> may be freed. */
-void release_lease(struct stream *s);
+void stream_release_lease(struct stream *s);
 
 /* The lease is another's (<other>, NULL if unknown): packaging stops at once,
  * what was published stays served for <linger>, and unless the daemon stops
  * the lease is tried again when it should expire. */
-void lost(struct stream *s, const char *other);
+void stream_lost(struct stream *s, const char *other);
 
 /* GRACE: asks the stream record where the stream is now, then opens the link
  * (at once, to the relay known, when Redis cannot be asked). */
-void look_for_source(struct stream *s);
+void stream_look_for_source(struct stream *s);
 
 /* s->timer: lease attempts (candidate), retries (claiming). */
-void on_timer(evutil_socket_t fd, short what, void *arg);
+void stream_on_timer(evutil_socket_t fd, short what, void *arg);
 
 /* ---- stream_media.c ------------------------------------------------------- */
 
 /* Drops the oldest segment served (and its file, if <from_disk>). */
-void evict_first(struct stream *s, bool from_disk);
+void stream_evict_first(struct stream *s, bool from_disk);
 
 /* Forgets everything served (memory and disk). */
-void drop_served(struct stream *s);
+void stream_drop_served(struct stream *s);
 
 /* After the last pending change: release the lease if we are done with it. */
-void after_writes(struct stream *s);
+void stream_after_writes(struct stream *s);
 
 /* Queues a playlist change (with the segment <out>, if not NULL) for its
  * state write. Takes out->seg.data. */
-void publish(struct stream *s, struct packaged *out);
+void stream_publish(struct stream *s, struct packaged *out);
 
 /* Ends the open segment (the source went away, or stalled) and publishes it. */
-void flush(struct stream *s, bool discontinuity);
+void stream_flush(struct stream *s, bool discontinuity);
 
 /* Subscribes at s->relay (none yet if it is unknown); GRACE if that fails. */
-void open_link(struct stream *s);
+void stream_open_link(struct stream *s);
 
 /* CLAIMING, epoch recorded: a packager (continuing s->prev if any), LIVE, the
- * link opened; lost() when out of memory. */
-void start_packaging(struct stream *s);
+ * link opened; stream_lost() when out of memory. */
+void stream_start_packaging(struct stream *s);
 
 /* Drops the packaging (not what is served). */
-void stop_packaging(struct stream *s);
+void stream_stop_packaging(struct stream *s);
 
 #endif

@@ -27,10 +27,10 @@ static const char WRITE_SCRIPT[] =
     "if h == ARGV[1] then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) return 1 end "
     "if h then return h end return 0";
 
-int write_state(struct stream *s, const struct pstate *st, redis_reply_cb cb)
+int stream_write_state(struct stream *s, const struct pstate *st, redis_reply_cb cb)
 {
     char *json = pstate_format(st, clock_wall_us());
-    struct sop *op = json ? sop_new(s, &s->op_write) : NULL;
+    struct sop *op = json ? stream_sop_new(s, &s->op_write) : NULL;
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%d", STATE_TTL_MS);
     if (op != NULL &&
@@ -65,17 +65,17 @@ static void released(struct stream *s)
         s->h->releasing--;
     }
     if (s->role != SR_CANDIDATE) {      /* a stop, or a claim given up */
-        stop_packaging(s);
-        set_role(s, SR_CANDIDATE);
+        stream_stop_packaging(s);
+        stream_set_role(s, SR_CANDIDATE);
     }
     if (s->live && !s->h->stopping)
-        set_timer(s, RETRY_MS);
-    maybe_free(s);
+        stream_set_timer(s, RETRY_MS);
+    stream_maybe_free(s);
 }
 
 static void on_handed_over(const struct redis_reply *reply, const char *err, void *arg)
 {
-    struct stream *s = sop_done(arg, slot_write);
+    struct stream *s = stream_sop_done(arg, stream_slot_write);
     if (s == NULL || s->lease == NULL)
         return;
     if (err != NULL) {
@@ -96,7 +96,7 @@ static void hand_over(struct stream *s)
     snprintf(msg, sizeof(msg),
              "{\"type\":\"hls.released\",\"stream\":\"%s\",\"at\":\"%s\",\"owner\":\"%s\"}",
              s->name, at, s->h->holder);
-    struct sop *op = sop_new(s, &s->op_write);
+    struct sop *op = stream_sop_new(s, &s->op_write);
     if (op != NULL && redis_command(s->h->redis, on_handed_over, op, "EVAL %s 1 %s %s %s",
                                     HANDOVER_SCRIPT, s->key_lease, s->h->holder, msg) == 0)
         return;
@@ -105,7 +105,7 @@ static void hand_over(struct stream *s)
     leasekeep_release(s->lease);       /* LK_RELEASED follows */
 }
 
-void release_lease(struct stream *s)
+void stream_release_lease(struct stream *s)
 {
     if (s->lease == NULL)
         return;
@@ -121,17 +121,17 @@ void release_lease(struct stream *s)
 
 static void on_pttl(const struct redis_reply *reply, const char *err, void *arg)
 {
-    struct stream *s = sop_done(arg, slot_pttl);
+    struct stream *s = stream_sop_done(arg, stream_slot_pttl);
     if (s == NULL || s->role != SR_CANDIDATE)
         return;
     long long ms = reply && redis_reply_type(reply) == REDIS_R_INTEGER ? redis_reply_int(reply)
                                                                       : -3;
     if (err != NULL || ms == -3)
-        set_timer(s, RETRY_MS);
+        stream_set_timer(s, RETRY_MS);
     else if (ms < 0)                    /* gone meanwhile (or no TTL: never ours) */
-        set_timer(s, ms == -2 ? ATTEMPT_SLACK_MS : s->h->cfg->lease_ttl_ms);
+        stream_set_timer(s, ms == -2 ? ATTEMPT_SLACK_MS : s->h->cfg->lease_ttl_ms);
     else
-        set_timer(s, ms + ATTEMPT_SLACK_MS < s->h->cfg->lease_ttl_ms
+        stream_set_timer(s, ms + ATTEMPT_SLACK_MS < s->h->cfg->lease_ttl_ms
                          ? ms + ATTEMPT_SLACK_MS : s->h->cfg->lease_ttl_ms);
 }
 
@@ -139,12 +139,12 @@ static void on_pttl(const struct redis_reply *reply, const char *err, void *arg)
 static void refused(struct stream *s, const char *other)
 {
     log_debug("stream %s: packaged by %s", s->name, other ? other : "another origin");
-    struct sop *op = sop_new(s, &s->op_pttl);
+    struct sop *op = stream_sop_new(s, &s->op_pttl);
     if (op == NULL ||
         redis_command(s->h->redis, on_pttl, op, "PTTL %s", s->key_lease) == -1) {
         free(op);
         s->op_pttl = NULL;
-        set_timer(s, RETRY_MS);
+        stream_set_timer(s, RETRY_MS);
     }
 }
 
@@ -156,42 +156,42 @@ static void attempt(struct stream *s)
         return;
     int64_t wait;
     if ((int64_t)h->nowned >= h->cfg->max_streams) {
-        set_timer(s, 2 * RETRY_MS);
+        stream_set_timer(s, 2 * RETRY_MS);
         return;
     }
     if (!hls_may_take(h, clock_mono_ms(), &wait)) {
-        set_timer(s, wait);
+        stream_set_timer(s, wait);
         return;
     }
     struct leasekeep_options o = { .key = s->key_lease, .holder = h->holder,
                                    .ttl_ms = h->cfg->lease_ttl_ms };
     s->lease = leasekeep_start(h->d->base, h->redis, &o, on_lease, s);
     if (s->lease == NULL)
-        set_timer(s, RETRY_MS);
+        stream_set_timer(s, RETRY_MS);
 }
 
 /* ---- claiming ------------------------------------------------------------- */
 
 static void on_claimed(const struct redis_reply *reply, const char *err, void *arg)
 {
-    struct stream *s = sop_done(arg, slot_write);
+    struct stream *s = stream_sop_done(arg, stream_slot_write);
     if (s == NULL || s->role != SR_CLAIMING)
         return;
     if (err != NULL || redis_reply_type(reply) == REDIS_R_INTEGER) {
         if (err == NULL && redis_reply_int(reply) == 1) {
-            start_packaging(s);
+            stream_start_packaging(s);
             return;
         }
         log_warn("stream %s: epoch not recorded (%s); trying again", s->name,
                  err ? err : "the lease is not in Redis");
-        set_timer(s, RETRY_MS);
+        stream_set_timer(s, RETRY_MS);
         return;
     }
     size_t len;
     const char *o = redis_reply_str(reply, &len);
     char other[PSTATE_OWNER_MAX + 1];
     log_escape(other, sizeof(other), o ? o : "", o ? len : 0);
-    lost(s, other);
+    stream_lost(s, other);
 }
 
 /* Records our epoch (the last one plus one) before packaging anything. */
@@ -204,27 +204,27 @@ static void claim(struct stream *s)
         memset(&st, 0, sizeof(st)), st.end_pts = -1;
     st.epoch = s->prev_valid ? s->prev.epoch + 1 : 1;
     snprintf(st.owner, sizeof(st.owner), "%s", s->h->holder);
-    if (write_state(s, &st, on_claimed) == -1)
-        set_timer(s, RETRY_MS);
+    if (stream_write_state(s, &st, on_claimed) == -1)
+        stream_set_timer(s, RETRY_MS);
 }
 
 static void give_up(struct stream *s, const char *why)
 {
     log_info("stream %s: not packaging: %s", s->name, why);
-    set_role(s, SR_CANDIDATE);
+    stream_set_role(s, SR_CANDIDATE);
     s->live = false;
-    release_lease(s);
+    stream_release_lease(s);
 }
 
 static void on_loaded(const struct redis_reply *reply, const char *err, void *arg)
 {
-    struct stream *s = sop_done(arg, slot_load);
+    struct stream *s = stream_sop_done(arg, stream_slot_load);
     if (s == NULL || s->role != SR_CLAIMING)
         return;
     if (err != NULL || redis_reply_type(reply) != REDIS_R_ARRAY || redis_reply_len(reply) != 2) {
         log_warn("stream %s: cannot read its state (%s); trying again", s->name,
                  err ? err : "unexpected reply");
-        set_timer(s, RETRY_MS);
+        stream_set_timer(s, RETRY_MS);
         return;
     }
     const struct redis_reply *state = redis_reply_at(reply, 0), *rec = redis_reply_at(reply, 1);
@@ -244,7 +244,7 @@ static void on_loaded(const struct redis_reply *reply, const char *err, void *ar
         give_up(s, "it is not live any more");
         return;
     }
-    if (stream_record_parse(v, len, &r, why, sizeof(why)) == -1 || strcmp(r.name, s->name)) {
+    if (records_stream_parse(v, len, &r, why, sizeof(why)) == -1 || strcmp(r.name, s->name)) {
         log_error("stream %s: %s is unusable (%s)", s->name, s->key_stream, why);
         give_up(s, "no usable stream record");
         return;
@@ -255,24 +255,24 @@ static void on_loaded(const struct redis_reply *reply, const char *err, void *ar
 
 static void load(struct stream *s)
 {
-    struct sop *op = sop_new(s, &s->op_load);
+    struct sop *op = stream_sop_new(s, &s->op_load);
     if (op != NULL && redis_command(s->h->redis, on_loaded, op, "MGET %s %s", s->key_state,
                                     s->key_stream) == 0)
         return;
     free(op);
     s->op_load = NULL;
-    set_timer(s, RETRY_MS);
+    stream_set_timer(s, RETRY_MS);
 }
 
 /* ---- loss, and what leasekeep and the timer say --------------------------- */
 
-void lost(struct stream *s, const char *other)
+void stream_lost(struct stream *s, const char *other)
 {
     log_warn("stream %s: lease lost to %s: stopping; serving what was published for %lld ms",
              s->name, other ? other : "?", (long long)s->h->cfg->linger_ms);
     metric_add(s->h->stats.leases_lost, 1);
-    stop_packaging(s);
-    set_role(s, SR_CANDIDATE);
+    stream_stop_packaging(s);
+    stream_set_role(s, SR_CANDIDATE);
     if (s->lease != NULL) {
         leasekeep_free(s->lease);   /* not ours: nothing to release */
         s->lease = NULL;
@@ -292,12 +292,12 @@ static void on_lease(enum leasekeep_event ev, const char *other, void *arg)
     switch (ev) {
     case LK_HELD:
         if (s->h->stopping || !s->live) {
-            release_lease(s);
+            stream_release_lease(s);
             return;
         }
         log_info("stream %s: lease taken", s->name);
-        stop_packaging(s);
-        set_role(s, SR_CLAIMING);
+        stream_stop_packaging(s);
+        stream_set_role(s, SR_CLAIMING);
         load(s);
         return;
     case LK_REFUSED:
@@ -307,7 +307,7 @@ static void on_lease(enum leasekeep_event ev, const char *other, void *arg)
             refused(s, other);
         return;
     case LK_LOST:
-        lost(s, other);
+        stream_lost(s, other);
         return;
     case LK_RELEASED:
         released(s);
@@ -315,7 +315,7 @@ static void on_lease(enum leasekeep_event ev, const char *other, void *arg)
     }
 }
 
-void on_timer(evutil_socket_t fd, short what, void *arg)
+void stream_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -330,7 +330,7 @@ void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static void on_lookup(const struct redis_reply *reply, const char *err, void *arg)
 {
-    struct stream *s = sop_done(arg, slot_lookup);
+    struct stream *s = stream_sop_done(arg, stream_slot_lookup);
     if (s == NULL || s->role != SR_GRACE || s->link != NULL)
         return;
     size_t len;
@@ -338,12 +338,12 @@ static void on_lookup(const struct redis_reply *reply, const char *err, void *ar
                         ? redis_reply_str(reply, &len) : NULL;
     struct stream_record rec;
     char why[160];
-    if (v != NULL && stream_record_parse(v, len, &rec, why, sizeof(why)) == 0 &&
+    if (v != NULL && records_stream_parse(v, len, &rec, why, sizeof(why)) == 0 &&
         strcmp(rec.name, s->name) == 0) {
         snprintf(s->relay, sizeof(s->relay), "%s", rec.relay);
-        open_link(s);
+        stream_open_link(s);
     } else if (err != NULL) {
-        open_link(s);                   /* Redis is in trouble: wait at the relay we know */
+        stream_open_link(s);            /* Redis is in trouble: wait at the relay we know */
     } else {
         s->next_link_ms = clock_mono_ms() + RETRY_MS;
     }
@@ -351,13 +351,13 @@ static void on_lookup(const struct redis_reply *reply, const char *err, void *ar
 
 /* GRACE: where is the stream now? The stream record says; without Redis, we
  * wait at the relay we know (it holds subscribers until the stream is back). */
-void look_for_source(struct stream *s)
+void stream_look_for_source(struct stream *s)
 {
     s->next_link_ms = clock_mono_ms() + RETRY_MS;
-    struct sop *op = sop_new(s, &s->op_lookup);
+    struct sop *op = stream_sop_new(s, &s->op_lookup);
     if (op != NULL && redis_command(s->h->redis, on_lookup, op, "GET %s", s->key_stream) == 0)
         return;
     free(op);
     s->op_lookup = NULL;
-    open_link(s);
+    stream_open_link(s);
 }

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blob.h"
 #include "hls.h"
 #include "link.h"
 #include "packager.h"
@@ -17,19 +16,20 @@
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/redis.h"
+#include "sluice/refbuf.h"
 
 #define IDLE_TIMEOUT_MS 20000  /* SLP: a relay silent this long is gone */
 
 /* ---- what is served ------------------------------------------------------- */
 
-struct blob *stream_playlist(const struct stream *s, unsigned *target, uint64_t *version)
+struct refbuf *stream_playlist(const struct stream *s, unsigned *target, uint64_t *version)
 {
     *target = s->target;
     *version = s->version;
     return s->playlist;
 }
 
-struct blob *stream_segment(const struct stream *s, uint64_t epoch, uint64_t seq)
+struct refbuf *stream_segment(const struct stream *s, uint64_t epoch, uint64_t seq)
 {
     for (unsigned i = 0; i < s->nslots; i++) {
         const struct seg_slot *sl = &s->slots[(s->shead + i) % SLOTS];
@@ -39,12 +39,12 @@ struct blob *stream_segment(const struct stream *s, uint64_t epoch, uint64_t seq
     return NULL;
 }
 
-void evict_first(struct stream *s, bool from_disk)
+void stream_evict_first(struct stream *s, bool from_disk)
 {
     struct seg_slot *sl = &s->slots[s->shead];
     if (from_disk)
         disk_remove(&s->h->disk, s->name, sl->name);
-    blob_unref(sl->b);
+    refbuf_unref(sl->b);
     sl->b = NULL;
     s->shead = (s->shead + 1) % SLOTS;
     s->nslots--;
@@ -59,7 +59,7 @@ static void evict_old(struct stream *s, uint64_t first_seq)
         const struct seg_slot *sl = &s->slots[s->shead];
         if (sl->seq + keep >= first_seq && sl->seq <= first_seq + SLOTS)
             break;
-        evict_first(s, true);
+        stream_evict_first(s, true);
     }
 }
 
@@ -70,24 +70,24 @@ static void add_slot(struct stream *s, const struct pending *p)
         return;
     }
     if (s->nslots == SLOTS)
-        evict_first(s, true);
+        stream_evict_first(s, true);
     struct seg_slot *sl = &s->slots[(s->shead + s->nslots) % SLOTS];
     sl->epoch = p->epoch;
     sl->seq = p->seq;
-    sl->b = blob_ref(p->seg);
+    sl->b = refbuf_ref(p->seg);
     memcpy(sl->name, p->seg_name, sizeof(sl->name));
     s->nslots++;
 }
 
 /* Forgets everything served (memory and disk). */
-void drop_served(struct stream *s)
+void stream_drop_served(struct stream *s)
 {
     while (s->nslots > 0)
-        evict_first(s, false);
+        stream_evict_first(s, false);
     free(s->slots);
     s->slots = NULL;
     s->shead = 0;
-    blob_unref(s->playlist);
+    refbuf_unref(s->playlist);
     s->playlist = NULL;
     s->target = 0;
     s->served_ended = false;
@@ -101,8 +101,8 @@ static void write_next(struct stream *s);
 
 static void pending_clear(struct pending *p)
 {
-    blob_unref(p->seg);
-    blob_unref(p->playlist);
+    refbuf_unref(p->seg);
+    refbuf_unref(p->playlist);
     p->seg = p->playlist = NULL;
 }
 
@@ -121,8 +121,8 @@ static void apply(struct stream *s, struct pending *p)
         if (p->disc)
             metric_add(st->discontinuities, 1);
     }
-    blob_unref(s->playlist);
-    s->playlist = blob_ref(p->playlist);
+    refbuf_unref(s->playlist);
+    s->playlist = refbuf_ref(p->playlist);
     s->target = p->target;
     s->version = p->version;
     s->served_ended = p->st.ended;
@@ -135,10 +135,10 @@ static void apply(struct stream *s, struct pending *p)
 }
 
 /* After the last pending change: release the lease if we are done with it. */
-void after_writes(struct stream *s)
+void stream_after_writes(struct stream *s)
 {
     if (s->npending == 0 && s->op_write == NULL && (s->ending || s->stopping))
-        release_lease(s);
+        stream_release_lease(s);
 }
 
 /* The state write for the first pending change came back with <res>. */
@@ -146,7 +146,7 @@ static void finish_first(struct stream *s, enum hls_state_result res, const char
 {
     metric_add(s->h->stats.state_writes[res], 1);
     if (res == WR_LOST) {
-        lost(s, other);
+        stream_lost(s, other);
         return;
     }
     apply(s, &s->pending[0]);
@@ -156,12 +156,12 @@ static void finish_first(struct stream *s, enum hls_state_result res, const char
     if (s->npending > 0)
         write_next(s);
     else
-        after_writes(s);
+        stream_after_writes(s);
 }
 
 static void on_written(const struct redis_reply *reply, const char *err, void *arg)
 {
-    struct stream *s = sop_done(arg, slot_write);
+    struct stream *s = stream_sop_done(arg, stream_slot_write);
     if (s == NULL || s->npending == 0)
         return;
     if (err != NULL) {
@@ -183,7 +183,7 @@ static void on_written(const struct redis_reply *reply, const char *err, void *a
 static void write_next(struct stream *s)
 {
     while (s->npending > 0 && s->op_write == NULL) {
-        if (write_state(s, &s->pending[0].st, on_written) == 0)
+        if (stream_write_state(s, &s->pending[0].st, on_written) == 0)
             return;
         unsigned before = s->npending;
         finish_first(s, WR_ERROR, NULL);
@@ -194,7 +194,7 @@ static void write_next(struct stream *s)
 
 /* Queues a playlist change (with the segment <out>, if not NULL) for its
  * state write. Takes out->seg.data. */
-void publish(struct stream *s, struct packaged *out)
+void stream_publish(struct stream *s, struct packaged *out)
 {
     struct packager *pk = s->pk;
     if (s->pending == NULL && (s->pending = calloc(MAX_PENDING, sizeof(*s->pending))) == NULL) {
@@ -206,14 +206,14 @@ void publish(struct stream *s, struct packaged *out)
     if (s->npending == MAX_PENDING) {   /* Redis is slow: do not wait for it */
         log_warn("stream %s: %u segments wait for Redis; publishing the oldest", s->name,
                  s->npending);
-        detach(s->op_write);
+        stream_sop_detach(s->op_write);
         s->op_write = NULL;
         finish_first(s, WR_ERROR, NULL);
     }
     struct pending *p = &s->pending[s->npending];
     memset(p, 0, sizeof(*p));
     if (out != NULL) {
-        p->seg = blob_wrap(out->seg.data, out->seg.len, out->seg.cap);
+        p->seg = refbuf_wrap(out->seg.data, out->seg.len, out->seg.cap);
         out->seg.data = NULL;
         p->epoch = pk->epoch;
         p->seq = out->entry.seq;
@@ -229,7 +229,7 @@ void publish(struct stream *s, struct packaged *out)
     }
     char text[PLAYLIST_RENDER_MAX];
     size_t n = playlist_render(&pk->pl, text, sizeof(text));
-    p->playlist = blob_copy(text, n < sizeof(text) ? n : sizeof(text) - 1);
+    p->playlist = refbuf_copy(text, n < sizeof(text) ? n : sizeof(text) - 1);
     if (p->playlist == NULL) {
         pending_clear(p);
         log_error("stream %s: out of memory: playlist not published", s->name);
@@ -247,11 +247,11 @@ void publish(struct stream *s, struct packaged *out)
 }
 
 /* Ends the open segment (the source went away, or stalled) and publishes it. */
-void flush(struct stream *s, bool discontinuity)
+void stream_flush(struct stream *s, bool discontinuity)
 {
     struct packaged out;
     if (s->pk != NULL && packager_flush(s->pk, discontinuity, &out) == 1)
-        publish(s, &out);
+        stream_publish(s, &out);
 }
 
 /* ---- the source ----------------------------------------------------------- */
@@ -274,7 +274,7 @@ static void on_publish(const struct slp_publish *p, void *arg)
         packager_discontinuity(s->pk);
     snprintf(s->publisher, sizeof(s->publisher), "%s", pub);
     s->last_media_ms = clock_mono_ms();
-    set_role(s, SR_LIVE);
+    stream_set_role(s, SR_LIVE);
 }
 
 static void on_media(const struct slp_frame *f, void *arg)
@@ -283,7 +283,7 @@ static void on_media(const struct slp_frame *f, void *arg)
     struct hls_stats *st = &s->h->stats;
     s->last_media_ms = clock_mono_ms();
     if (s->role == SR_GRACE)
-        set_role(s, SR_LIVE);
+        stream_set_role(s, SR_LIVE);
     struct seg_frame fr = { .flags = f->flags, .pts = f->media.pts, .wall_us = f->media.wall_us,
                             .ts = f->media.ts, .len = f->media.ts_len };
     metric_add(st->media_bytes, (double)fr.len);
@@ -292,7 +292,7 @@ static void on_media(const struct slp_frame *f, void *arg)
     int rc = packager_feed(s->pk, &fr, &out);
     metric_add(st->frames_dropped, (double)(segmenter_dropped(s->pk->seg) - dropped));
     if (rc == 1)
-        publish(s, &out);
+        stream_publish(s, &out);
     else if (rc == -1)
         log_error("stream %s: out of memory: media dropped to the next keyframe", s->name);
 }
@@ -307,14 +307,14 @@ static void on_ended(enum link_end why, const char *detail, void *arg)
         log_warn("stream %s: relay link ended (%s): %s", s->name, link_end_name(why), detail);
     if (why != LINK_END_EOS && why != LINK_END_REFUSED)
         metric_add(s->h->stats.relay_failures, 1);
-    flush(s, true);
+    stream_flush(s, true);
     if (s->role == SR_LIVE || s->role == SR_GRACE)
-        enter_grace(s, why == LINK_END_EOS ? 0 : RETRY_MS);
+        stream_enter_grace(s, why == LINK_END_EOS ? 0 : RETRY_MS);
 }
 
 static const struct link_handler link_handler = { on_accepted, on_publish, on_media, on_ended };
 
-void open_link(struct stream *s)
+void stream_open_link(struct stream *s)
 {
     struct hls *h = s->h;
     int64_t wait = h->cfg->end_grace_ms;
@@ -331,12 +331,12 @@ void open_link(struct stream *s)
     metric_add(h->stats.relay_links, 1);
     s->link = link_open(h->d->base, h->d->dns, &o, &link_handler, s);
     if (s->link == NULL)
-        enter_grace(s, RETRY_MS);
+        stream_enter_grace(s, RETRY_MS);
 }
 
 /* ---- packaging: start and stop -------------------------------------------- */
 
-void start_packaging(struct stream *s)
+void stream_start_packaging(struct stream *s)
 {
     struct hls *h = s->h;
     const struct hls_config *c = h->cfg;
@@ -353,7 +353,7 @@ void start_packaging(struct stream *s)
     s->pk = packager_new(&o, epoch, first, first);
     if (s->pk == NULL) {
         log_error("stream %s: out of memory", s->name);
-        lost(s, NULL);
+        stream_lost(s, NULL);
         return;
     }
     if (s->prev_valid && s->prev.has_segment) {
@@ -369,23 +369,23 @@ void start_packaging(struct stream *s)
     s->publisher[0] = '\0';
     s->ending = false;
     s->linger_until_ms = 0;
-    set_role(s, SR_LIVE);
+    stream_set_role(s, SR_LIVE);
     s->last_media_ms = clock_mono_ms();
-    open_link(s);
+    stream_open_link(s);
 }
 
 /* Drops the packaging (not what is served). */
-void stop_packaging(struct stream *s)
+void stream_stop_packaging(struct stream *s)
 {
     if (s->link != NULL) {
         link_close(s->link);
         s->link = NULL;
     }
-    detach(s->op_write);
+    stream_sop_detach(s->op_write);
     s->op_write = NULL;
-    detach(s->op_load);
+    stream_sop_detach(s->op_load);
     s->op_load = NULL;
-    detach(s->op_lookup);
+    stream_sop_detach(s->op_lookup);
     s->op_lookup = NULL;
     for (unsigned i = 0; i < s->npending; i++)
         pending_clear(&s->pending[i]);

@@ -98,7 +98,7 @@ static int fail(char **err, const char *what, const char *detail)
 static int set_flag(SRTSOCKET sock, SRT_SOCKOPT opt, int value, const char *name, char **err)
 {
     if (srt_setsockflag(sock, opt, &value, sizeof(value)) == SRT_ERROR)
-        return fail(err, name, srt_error_text());
+        return fail(err, name, srtsrv_error_text());
     return 0;
 }
 
@@ -111,7 +111,7 @@ static int configure(struct srtsrv *s, char **err)
     if (srt_setsockflag(s->listener, SRTO_TRANSTYPE, &live, sizeof(live)) == SRT_ERROR ||
         srt_setsockflag(s->listener, SRTO_RCVSYN, &no, sizeof(no)) == SRT_ERROR ||
         srt_setsockflag(s->listener, SRTO_SNDSYN, &no, sizeof(no)) == SRT_ERROR)
-        return fail(err, "socket options", srt_error_text());
+        return fail(err, "socket options", srtsrv_error_text());
     if (set_flag(s->listener, SRTO_LATENCY, o->latency_ms, "latency", err) == -1 ||
         set_flag(s->listener, SRTO_PAYLOADSIZE, o->payload_size, "payload size", err) == -1 ||
         set_flag(s->listener, SRTO_PEERIDLETIMEO, o->peer_idle_ms, "peer idle timeout", err) == -1)
@@ -145,10 +145,10 @@ static int bind_listener(struct srtsrv *s, char **err)
     if (rc == 0 && ai->ai_family == AF_INET6)
         srt_setsockflag(s->listener, SRTO_IPV6ONLY, &v6only, sizeof(v6only));
     if (rc == 0 && srt_bind(s->listener, ai->ai_addr, (int)ai->ai_addrlen) == SRT_ERROR)
-        rc = fail(err, s->o.listen, srt_error_text());
+        rc = fail(err, s->o.listen, srtsrv_error_text());
     freeaddrinfo(ai);
     if (rc == -1)
-        return *err ? -1 : fail(err, "socket", srt_error_text());
+        return *err ? -1 : fail(err, "socket", srtsrv_error_text());
     struct sockaddr_storage sa;
     int len = sizeof(sa);
     if (srt_getsockname(s->listener, (struct sockaddr *)&sa, &len) == 0)
@@ -156,7 +156,7 @@ static int bind_listener(struct srtsrv *s, char **err)
                                                  : ((struct sockaddr_in *)&sa)->sin_port);
     if (srt_listen_callback(s->listener, srtsrv_on_listen, s) == SRT_ERROR ||
         srt_listen(s->listener, s->o.backlog) == SRT_ERROR)
-        return fail(err, "listen", srt_error_text());
+        return fail(err, "listen", srtsrv_error_text());
     s->listening = true;
     return 0;
 }
@@ -173,11 +173,11 @@ static int setup_polling(struct srtsrv *s, struct event_base *base, char **err)
         return fail(err, "event", "cannot watch the eventfd");
     s->eid = srt_epoll_create();
     if (s->eid == SRT_ERROR)
-        return fail(err, "epoll", srt_error_text());
+        return fail(err, "epoll", srtsrv_error_text());
     srt_epoll_set(s->eid, SRT_EPOLL_ENABLE_EMPTY);
     if (srt_epoll_add_usock(s->eid, s->listener, &in) == SRT_ERROR ||
         srt_epoll_add_ssock(s->eid, s->cmdfd, &in) == SRT_ERROR)
-        return fail(err, "epoll", srt_error_text());
+        return fail(err, "epoll", srtsrv_error_text());
     s->ready = calloc(s->o.max_conns + 2, sizeof(*s->ready));
     s->wready = calloc(s->o.max_conns + 2, sizeof(*s->wready));
     s->dirty = calloc(s->o.max_conns + 1, sizeof(*s->dirty));
@@ -210,7 +210,7 @@ struct srtsrv *srtsrv_new(struct event_base *base, const struct srtsrv_options *
     s->cmdfd = s->wakefd = -1;
     pthread_mutex_init(&s->mu, NULL);
     if (srt_startup() == -1) {
-        fail(err, "startup", srt_error_text());
+        fail(err, "startup", srtsrv_error_text());
         free(s);
         return NULL;
     }

@@ -276,7 +276,7 @@ static void accept_one(struct srtsrv *s, SRTSOCKET ns, const struct sockaddr *sa
         srt_setsockflag(ns, SRTO_RCVSYN, &no, sizeof(no)) == SRT_ERROR ||
         srt_epoll_add_usock(s->eid, ns, &events) == SRT_ERROR) {
         log_warn("srt: dropping a new connection: %s",
-                 e == NULL ? "out of memory" : srt_error_text());
+                 e == NULL ? "out of memory" : srtsrv_error_text());
         srt_close(ns);
         free(c);
         free(e);
@@ -312,7 +312,7 @@ static void accept_next(struct srtsrv *s)
     SRTSOCKET ns = srt_accept(s->listener, (struct sockaddr *)&sa, &len);
     if (ns == SRT_INVALID_SOCK) {
         if (srt_getlasterror(NULL) != SRT_EASYNCRCV)
-            log_warn("srt: accept: %s", srt_error_text());
+            log_warn("srt: accept: %s", srtsrv_error_text());
         return;
     }
     accept_one(s, ns, (struct sockaddr *)&sa);
@@ -583,7 +583,7 @@ void *srtsrv_thread(void *arg)
         if (srt_epoll_wait(s->eid, s->ready, &rn, s->wready, &wn, timeout, lr, &ln, NULL,
                            NULL) == SRT_ERROR) {
             if (srt_getlasterror(NULL) != SRT_ETIMEOUT) {
-                log_warn("srt: epoll: %s", srt_error_text());
+                log_warn("srt: epoll: %s", srtsrv_error_text());
                 usleep(10000);             /* never spin on a persistent error */
             }
             rn = wn = ln = 0;

@@ -151,7 +151,7 @@ struct srtsrv {
 };
 
 /* libsrt's last error on this thread, for a message. */
-static inline const char *srt_error_text(void)
+static inline const char *srtsrv_error_text(void)
 {
     return srt_getlasterror_str();
 }

@@ -1,11 +1,12 @@
-/* Chunks: immutable, reference-counted blocks of bytes, the unit of fan-out.
+/* Chunks: one SLP frame as a refbuf (sluice/refbuf.h), the unit of fan-out.
  *
  * A publisher's MEDIA frame is copied once, from the socket's input into a
  * chunk, and from then on shared: the GOP cache holds a reference, and every
- * subscriber's output queue holds one through evbuffer_add_reference(), whose
- * cleanup drops it when libevent has written (or discarded) the bytes. The
- * last reference frees the chunk. Nothing ever writes to a chunk after it was
- * filled.
+ * subscriber's output queue holds one through refbuf_add_to(&c->buf, ...),
+ * which libevent drops when it has written (or discarded) the bytes. The last
+ * reference frees the chunk. Nothing ever writes to a chunk after it was
+ * filled. The frame's decoded fields sit in front of its bytes, in the same
+ * block: one allocation per frame.
  *
  * Single-threaded: every reference is taken and dropped on the event loop.
  */
@@ -15,15 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct evbuffer;
+#include "sluice/refbuf.h"
 
 struct chunk {
-    unsigned refs;
-    uint8_t type;          /* the SLP frame type held in data[] */
+    struct refbuf buf;     /* first: the frame's bytes (buf.data) follow the struct */
+    uint8_t type;          /* the SLP frame type held in buf.data */
     uint16_t flags;        /* MEDIA: the frame's flags */
     int64_t pts, wall_us;  /* MEDIA: as decoded */
-    size_t len;            /* bytes in data[] */
-    uint8_t data[];
 };
 
 /* A chunk of <len> bytes (contents to be filled by the caller, once), with
@@ -38,10 +37,5 @@ struct chunk *chunk_ref(struct chunk *c);
 
 /* Drops one reference, freeing <c> with the last. NULL is fine. */
 void chunk_unref(struct chunk *c);
-
-/* Appends <len> bytes of <c> from offset <off> to <out> without copying
- * them: <out> takes a reference, dropped when the bytes leave it. Returns 0,
- * or -1 on allocation failure (no reference taken, <out> unchanged). */
-int chunk_add_to(struct evbuffer *out, struct chunk *c, size_t off, size_t len);
 
 #endif

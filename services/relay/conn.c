@@ -383,8 +383,8 @@ static bool take_frame(struct conn *c, struct slp_frame *f)
             conn_error(c, SLP_E_INTERNAL, "out of memory");
             return false;
         }
-        buf = m->data;
-        cap = m->len;
+        buf = m->buf.data;
+        cap = m->buf.len;
     }
     if (slp_evbuffer_take(c->in, buf, cap, f) != SLP_OK) {
         protocol_error(c, f->error, f->why);

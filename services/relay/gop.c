@@ -57,7 +57,7 @@ int gop_add(struct gop *g, struct chunk *c)
         gop_clear(g);
     else if (g->n == 0)
         return 0;                    /* no GOP under way: nothing to extend */
-    if (g->bytes + c->len > g->max) {
+    if (g->bytes + c->buf.len > g->max) {
         g->overflows++;
         gop_clear(g);
         return 0;
@@ -67,6 +67,6 @@ int gop_add(struct gop *g, struct chunk *c)
         return -1;
     }
     g->frame[g->n++] = chunk_ref(c);
-    g->bytes += c->len;
+    g->bytes += c->buf.len;
     return 0;
 }

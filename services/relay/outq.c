@@ -105,18 +105,19 @@ static void ring_consume(struct outq *q, size_t n)
 
 int outq_push_chunk(struct outq *q, struct chunk *c)
 {
-    if (c->len == 0 || ring_reserve(q) == -1 || chunk_add_to(q->buf, c, 0, c->len) == -1)
+    size_t len = c->buf.len;
+    if (len == 0 || ring_reserve(q) == -1 || refbuf_add_to(&c->buf, q->buf, 0, len) == -1)
         return -1;
-    ring_push(q, c->len);
+    ring_push(q, len);
     return 0;
 }
 
 int outq_push_media_flags(struct outq *q, struct chunk *c, uint16_t flags)
 {
     uint8_t hdr[SLP_MEDIA_HEADER_LEN];
-    if (c->type != SLP_MEDIA || c->len <= SLP_MEDIA_HEADER_LEN || ring_reserve(q) == -1)
+    if (c->type != SLP_MEDIA || c->buf.len <= SLP_MEDIA_HEADER_LEN || ring_reserve(q) == -1)
         return -1;
-    size_t ts_len = c->len - SLP_MEDIA_HEADER_LEN;
+    size_t ts_len = c->buf.len - SLP_MEDIA_HEADER_LEN;
     if (slp_encode_media_header(hdr, flags, c->pts, c->wall_us, ts_len) == 0)
         return -1;
     /* built aside and moved in whole (a move never fails), so that a failure
@@ -125,9 +126,9 @@ int outq_push_media_flags(struct outq *q, struct chunk *c, uint16_t flags)
     struct evbuffer *frame = evbuffer_new();
     int rc = -1;
     if (frame != NULL && evbuffer_add(frame, hdr, sizeof(hdr)) == 0 &&
-        chunk_add_to(frame, c, SLP_MEDIA_HEADER_LEN, ts_len) == 0 &&
+        refbuf_add_to(&c->buf, frame, SLP_MEDIA_HEADER_LEN, ts_len) == 0 &&
         evbuffer_add_buffer(q->buf, frame) == 0) {
-        ring_push(q, c->len);
+        ring_push(q, c->buf.len);
         rc = 0;
     }
     if (frame != NULL)

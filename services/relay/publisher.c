@@ -45,8 +45,9 @@ static void decide(struct conn *c, enum lease_answer a, const char *holder)
 {
     struct relay *r = c->relay;
     char name[STREAM_NAME_MAX + 1];
+    const struct chunk *pub = c->pub.publish;
     struct slp_frame f;
-    if (c->state != CONN_DECIDING || slp_decode(c->pub.publish->data, c->pub.publish->len, &f) != SLP_OK)
+    if (c->state != CONN_DECIDING || slp_decode(pub->buf.data, pub->buf.len, &f) != SLP_OK)
         return;
     snprintf(name, sizeof(name), "%.*s", (int)f.publish.name.len, f.publish.name.p);
     struct stream *s = stream_find(r, name, strlen(name));
@@ -106,7 +107,7 @@ void publisher_request(struct conn *c, const struct slp_frame *f)
         return;
     }
     /* the codec is canonical: re-encoding gives the bytes that came */
-    slp_encode(c->pub.publish->data, size, f);
+    slp_encode(c->pub.publish->buf.data, size, f);
     c->pub.publish->type = SLP_PUBLISH;
     snprintf(c->pub.id, sizeof(c->pub.id), "%.*s", (int)f->publish.publisher.len,
              f->publish.publisher.p);
@@ -127,7 +128,7 @@ void publisher_request(struct conn *c, const struct slp_frame *f)
 void publisher_media(struct conn *c, struct chunk *m)
 {
     c->pub.frames++;
-    c->pub.bytes += m->len;
+    c->pub.bytes += m->buf.len;
     c->pub.keyframes += (m->flags & SLP_F_KEYFRAME) != 0;
     if (c->stream != NULL)
         stream_media(c->stream, m, clock_mono_ms());

@@ -183,7 +183,7 @@ static void on_reply(const struct redis_reply *reply, const char *err, void *arg
 /* The fields of the stream's PUBLISH frame, or false. */
 static bool publish_fields(const struct stream *s, struct slp_frame *f)
 {
-    return s->publish != NULL && slp_decode(s->publish->data, s->publish->len, f) == SLP_OK;
+    return s->publish != NULL && slp_decode(s->publish->buf.data, s->publish->buf.len, f) == SLP_OK;
 }
 
 static char *dump(json_t *v)

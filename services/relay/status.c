@@ -132,7 +132,7 @@ static json_t *publisher_json(const struct stream *s, int64_t now)
 {
     struct slp_frame f;
     char started[32];
-    if (s->publish == NULL || slp_decode(s->publish->data, s->publish->len, &f) != SLP_OK)
+    if (s->publish == NULL || slp_decode(s->publish->buf.data, s->publish->buf.len, &f) != SLP_OK)
         return json_null();
     clock_rfc3339(started, sizeof(started), f.publish.started_us);
     json_t *p = json_pack("{s:o, s:o, s:o, s:o, s:s}", "id", str_field(f.publish.publisher),

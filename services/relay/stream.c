@@ -303,9 +303,9 @@ void stream_tick(struct stream *s, int64_t now)
 void stream_media(struct stream *s, struct chunk *m, int64_t now)
 {
     s->frames_in++;
-    s->bytes_in += m->len;
+    s->bytes_in += m->buf.len;
     metric_add(s->m.frames_in, 1);
-    metric_add(s->m.bytes_in, (double)m->len);
+    metric_add(s->m.bytes_in, (double)m->buf.len);
     if (m->flags & SLP_F_KEYFRAME) {
         s->keyframes_in++;
         metric_add(s->m.keyframes_in, 1);

@@ -113,9 +113,9 @@ static void drop(struct conn *c, struct chunk *m, bool new_gap)
 {
     struct stream *s = c->stream;
     c->sub.drops++;
-    c->sub.dropped_bytes += m->len;
+    c->sub.dropped_bytes += m->buf.len;
     metric_add(s->m.dropped_frames, 1);
-    metric_add(s->m.dropped_bytes, (double)m->len);
+    metric_add(s->m.dropped_bytes, (double)m->buf.len);
     if (!new_gap)
         return;
     c->sub.gaps++;
@@ -131,7 +131,7 @@ void subscriber_deliver(struct conn *c, struct chunk *m, int64_t now)
         return;
     size_t queued = outq_bytes(&c->out);
     int rc;
-    switch (admit_media(&c->sub.phase, m->flags, queued, m->len, media_limit(c))) {
+    switch (admit_media(&c->sub.phase, m->flags, queued, m->buf.len, media_limit(c))) {
     case ADMIT_SKIP:
         return;
     case ADMIT_GAP:

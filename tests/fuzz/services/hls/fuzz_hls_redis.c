@@ -48,14 +48,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 1: {
         struct stream_record r;
-        if (stream_record_parse(p, size - 1, &r, why, sizeof(why)) == 0 &&
+        if (records_stream_parse(p, size - 1, &r, why, sizeof(why)) == 0 &&
             (!stream_name_valid(r.name) || strchr(r.relay, ':') == NULL))
             abort();
         break;
     }
     default: {
         struct event_msg ev;
-        if (event_parse(p, size - 1, &ev, why, sizeof(why)) == 0 && ev.type != EV_OTHER &&
+        if (records_event_parse(p, size - 1, &ev, why, sizeof(why)) == 0 && ev.type != EV_OTHER &&
             !stream_name_valid(ev.stream))
             abort();
         break;

@@ -271,7 +271,7 @@ static void test_coalescing(void **state)
         assert_int_equal(g.status[i], 200);
         assert_ptr_equal(g.body[i], g.body[0]);   /* one body, by reference */
     }
-    assert_int_equal(g.body[0]->len, SEGMENT_BYTES);
+    assert_int_equal(g.body[0]->buf.len, SEGMENT_BYTES);
     assert_string_equal(g.body[0]->etag, "\"v1\"");
     assert_int_equal(g.fresh_until, CACHE_FOREVER);
     assert_int_equal(flights_count(f->e.flights), 0);

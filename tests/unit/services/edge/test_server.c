@@ -40,7 +40,7 @@ static void handler(struct edge_req *req)
     snprintf(f->seen_ua, sizeof(f->seen_ua), "%s", ua ? ua : "");
     if (strcmp(req->param, "x/hello") == 0) {
         edge_req_add_header(req, "X-Route", req->route == ER_LIVE ? "live" : "vod");
-        edge_reply(req, 200, "text/plain", f->hello->len, f->hello, 0);
+        edge_reply(req, 200, "text/plain", f->hello->buf.len, f->hello, 0);
     } else if (strcmp(req->param, "x/park") == 0) {
         f->parked = req;
     } else {
@@ -73,7 +73,7 @@ static int setup_with(void **state, int64_t head_ms)
     char *err = NULL;
     assert_int_equal(edge_server_listen(f->srv, "127.0.0.1:0", &err), 0);
     f->hello = body_new(200, 5);
-    memcpy(f->hello->data, "hello", 5);
+    memcpy(f->hello->buf.data, "hello", 5);
     *state = f;
     return 0;
 }

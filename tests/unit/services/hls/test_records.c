@@ -18,11 +18,11 @@ static void test_stream_record(void **state)
                       " \"ingest\": \"ingest-1\", \"protocol\": \"srt\", \"client\": "
                       "\"203.0.113.7:50123\", \"publisher\": \"ingest-1/42\", "
                       "\"started_at\": \"2026-11-21T10:00:00.123Z\"}";
-    assert_int_equal(stream_record_parse(doc, strlen(doc), &r, why, sizeof(why)), 0);
+    assert_int_equal(records_stream_parse(doc, strlen(doc), &r, why, sizeof(why)), 0);
     assert_string_equal(r.name, "demo");
     assert_string_equal(r.relay, "10.0.0.5:7700");
     const char *v6 = "{\"name\": \"x\", \"relay\": \"[::1]:7700\"}";
-    assert_int_equal(stream_record_parse(v6, strlen(v6), &r, why, sizeof(why)), 0);
+    assert_int_equal(records_stream_parse(v6, strlen(v6), &r, why, sizeof(why)), 0);
     static const char *const bad[] = {
         "{\"name\": \"demo\"}", "{\"relay\": \"h:1\"}", "{\"name\": \"de mo\", \"relay\": \"h:1\"}",
         "{\"name\": \"demo\", \"relay\": \"h\"}", "{\"name\": \"demo\", \"relay\": \"h:0\"}",
@@ -30,7 +30,7 @@ static void test_stream_record(void **state)
         "{\"name\": \"demo\", \"relay\": \":1\"}", "[]", "", "{\"name\": \"demo\", \"relay\": \"h\\u0000:1\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (stream_record_parse(bad[i], strlen(bad[i]), &r, why, sizeof(why)) != -1)
+        if (records_stream_parse(bad[i], strlen(bad[i]), &r, why, sizeof(why)) != -1)
             fail_msg("accepted: %s", bad[i]);
         assert_string_equal(r.relay, "");
     }
@@ -44,18 +44,18 @@ static void test_events(void **state)
     const char *start = "{\"type\": \"stream.start\", \"at\": \"2026-11-21T10:00:00.000Z\", "
                         "\"stream\": \"demo\", \"relay\": \"10.0.0.5:7700\", \"ingest\": "
                         "\"ingest-1\", \"protocol\": \"srt\", \"publisher\": \"ingest-1/42\"}";
-    assert_int_equal(event_parse(start, strlen(start), &ev, why, sizeof(why)), 0);
+    assert_int_equal(records_event_parse(start, strlen(start), &ev, why, sizeof(why)), 0);
     assert_int_equal(ev.type, EV_STREAM_START);
     assert_string_equal(ev.stream, "demo");
     assert_string_equal(ev.relay, "10.0.0.5:7700");
     const char *stop = "{\"type\": \"stream.stop\", \"stream\": \"demo\", \"reason\": \"ended\"}";
-    assert_int_equal(event_parse(stop, strlen(stop), &ev, why, sizeof(why)), 0);
+    assert_int_equal(records_event_parse(stop, strlen(stop), &ev, why, sizeof(why)), 0);
     assert_int_equal(ev.type, EV_STREAM_STOP);
     const char *rel = "{\"type\": \"hls.released\", \"stream\": \"demo\", \"owner\": \"h/1\"}";
-    assert_int_equal(event_parse(rel, strlen(rel), &ev, why, sizeof(why)), 0);
+    assert_int_equal(records_event_parse(rel, strlen(rel), &ev, why, sizeof(why)), 0);
     assert_int_equal(ev.type, EV_HLS_RELEASED);
     const char *other = "{\"type\": \"key.rotated\", \"stream\": \"demo\", \"auth\": null}";
-    assert_int_equal(event_parse(other, strlen(other), &ev, why, sizeof(why)), 0);
+    assert_int_equal(records_event_parse(other, strlen(other), &ev, why, sizeof(why)), 0);
     assert_int_equal(ev.type, EV_OTHER);
     static const char *const bad[] = {
         "{\"stream\": \"demo\"}", "{\"type\": \"stream.start\"}",
@@ -63,7 +63,7 @@ static void test_events(void **state)
         "{\"type\": \"stream.stop\", \"stream\": \"../x\"}", "\"stream.stop\"",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (event_parse(bad[i], strlen(bad[i]), &ev, why, sizeof(why)) != -1)
+        if (records_event_parse(bad[i], strlen(bad[i]), &ev, why, sizeof(why)) != -1)
             fail_msg("accepted: %s", bad[i]);
         assert_int_equal(ev.type, EV_OTHER);
     }

@@ -27,24 +27,24 @@ static void test_starts_at_a_keyframe(void **state)
     struct chunk *a = frame(100, 0), *k = frame(100, SLP_F_KEYFRAME), *b = frame(100, 0);
     assert_int_equal(gop_add(&g, a), 0);        /* before any keyframe: not cached */
     assert_false(gop_valid(&g));
-    assert_int_equal(a->refs, 1);
+    assert_int_equal(a->buf.refs, 1);
     assert_int_equal(gop_add(&g, k), 0);
     assert_int_equal(gop_add(&g, b), 0);
     assert_true(gop_valid(&g));
     assert_int_equal(g.n, 2);
     assert_ptr_equal(g.frame[0], k);
     assert_int_equal(g.bytes, 200);
-    assert_int_equal(k->refs, 2);
+    assert_int_equal(k->buf.refs, 2);
     /* the next keyframe starts afresh and lets go of the old GOP */
     struct chunk *k2 = frame(50, SLP_F_KEYFRAME | SLP_F_DISCONTINUITY);
     assert_int_equal(gop_add(&g, k2), 0);
     assert_int_equal(g.n, 1);
     assert_int_equal(g.bytes, 50);
-    assert_int_equal(k->refs, 1);
-    assert_int_equal(b->refs, 1);
+    assert_int_equal(k->buf.refs, 1);
+    assert_int_equal(b->buf.refs, 1);
     gop_clear(&g);
     assert_false(gop_valid(&g));
-    assert_int_equal(k2->refs, 1);
+    assert_int_equal(k2->buf.refs, 1);
     assert_int_equal(gop_add(&g, b), 0);        /* cleared: waits for a keyframe again */
     assert_false(gop_valid(&g));
     gop_fini(&g);
@@ -72,7 +72,7 @@ static void test_bounded(void **state)
     assert_false(gop_valid(&g));
     assert_int_equal(g.bytes, 0);
     assert_int_equal(g.overflows, 1);
-    assert_int_equal(k->refs, 1);
+    assert_int_equal(k->buf.refs, 1);
     assert_int_equal(gop_add(&g, more), 0);        /* and stays empty */
     assert_false(gop_valid(&g));
     struct chunk *huge = frame(1001, SLP_F_KEYFRAME);
@@ -96,7 +96,7 @@ static void test_no_cache(void **state)
     struct chunk *k = frame(10, SLP_F_KEYFRAME);
     assert_int_equal(gop_add(&g, k), 0);
     assert_false(gop_valid(&g));
-    assert_int_equal(k->refs, 1);
+    assert_int_equal(k->buf.refs, 1);
     gop_fini(&g);
     chunk_unref(k);
 }

@@ -19,6 +19,7 @@
 
 #include "../../../../services/relay/chunk.h"
 #include "../../../../services/relay/outq.h"
+#include "sluice/refbuf.h"
 #include "sluice/slp.h"
 
 /* A MEDIA frame of <packets> TS packets as a chunk, decoded like conn.c does. */
@@ -27,10 +28,10 @@ static struct chunk *media_chunk(unsigned packets, uint16_t flags, int64_t pts)
     size_t ts_len = packets * SLP_TS_PACKET;
     struct chunk *c = chunk_new(SLP_MEDIA_HEADER_LEN + ts_len);
     assert_non_null(c);
-    assert_int_equal(slp_encode_media_header(c->data, flags, pts, 1234567, ts_len),
+    assert_int_equal(slp_encode_media_header(c->buf.data, flags, pts, 1234567, ts_len),
                      SLP_MEDIA_HEADER_LEN);
     for (unsigned i = 0; i < packets; i++) {
-        uint8_t *p = c->data + SLP_MEDIA_HEADER_LEN + i * SLP_TS_PACKET;
+        uint8_t *p = c->buf.data + SLP_MEDIA_HEADER_LEN + i * SLP_TS_PACKET;
         memset(p, (int)(pts + i) & 0xff, SLP_TS_PACKET);
         p[0] = 0x47;
     }
@@ -73,30 +74,34 @@ static enum slp_status next_frame(struct evbuffer *in, uint8_t *buf, struct slp_
 static void test_shared_by_reference(void **state)
 {
     (void)state;
+    uint64_t live0 = refbuf_live_count();
     struct outq a, b;
     assert_int_equal(outq_init(&a), 0);
     assert_int_equal(outq_init(&b), 0);
     struct chunk *c = media_chunk(10, SLP_F_KEYFRAME, 9000);
+    assert_ptr_equal(c->buf.data, (uint8_t *)c + sizeof(*c));   /* one block per frame */
     assert_int_equal(outq_push_chunk(&a, c), 0);
     assert_int_equal(outq_push_chunk(&b, c), 0);
-    assert_int_equal(c->refs, 3);
+    assert_int_equal(c->buf.refs, 3);
     /* the queue points at the chunk's own bytes: nothing was copied */
     struct evbuffer_iovec v;
     assert_int_equal(evbuffer_peek(a.buf, -1, NULL, &v, 1), 1);
-    assert_ptr_equal(v.iov_base, c->data);
-    assert_int_equal(outq_bytes(&a), c->len);
+    assert_ptr_equal(v.iov_base, c->buf.data);
+    assert_int_equal(outq_bytes(&a), c->buf.len);
     assert_int_equal(outq_frames(&a), 1);
     outq_fini(&a);
-    assert_int_equal(c->refs, 2);
+    assert_int_equal(c->buf.refs, 2);
     int sv[2];
     pair(sv, 0);
-    assert_int_equal(outq_write(&b, sv[0]), (ssize_t)c->len);
-    assert_int_equal(c->refs, 1);            /* written: libevent let go of it */
+    assert_int_equal(outq_write(&b, sv[0]), (ssize_t)c->buf.len);
+    assert_int_equal(c->buf.refs, 1);            /* written: libevent let go of it */
     assert_int_equal(outq_frames(&b), 0);
     errno = 0;
     assert_int_equal(outq_write(&b, sv[0]), 0);   /* empty: nothing to do */
     outq_fini(&b);
     chunk_unref(c);
+    assert_int_equal(refbuf_live_count(), live0);
+    assert_int_equal(refbuf_sends(), 0);
     close(sv[0]);
     close(sv[1]);
 }
@@ -108,15 +113,15 @@ static void test_discontinuity_header(void **state)
     assert_int_equal(outq_init(&q), 0);
     struct chunk *c = media_chunk(3, SLP_F_KEYFRAME, 180000);
     assert_int_equal(outq_push_media_flags(&q, c, SLP_F_KEYFRAME | SLP_F_DISCONTINUITY), 0);
-    assert_int_equal(outq_bytes(&q), c->len);
+    assert_int_equal(outq_bytes(&q), c->buf.len);
     /* the payload is still the chunk's: only the 24-byte header is new */
     struct evbuffer_iovec v[2];
     assert_int_equal(evbuffer_peek(q.buf, -1, NULL, v, 2), 2);
     assert_int_equal(v[0].iov_len, SLP_MEDIA_HEADER_LEN);
-    assert_ptr_equal(v[1].iov_base, c->data + SLP_MEDIA_HEADER_LEN);
+    assert_ptr_equal(v[1].iov_base, c->buf.data + SLP_MEDIA_HEADER_LEN);
     int sv[2];
     pair(sv, 0);
-    assert_int_equal(outq_write(&q, sv[0]), (ssize_t)c->len);
+    assert_int_equal(outq_write(&q, sv[0]), (ssize_t)c->buf.len);
     struct evbuffer *in = evbuffer_new();
     slurp(sv[1], in);
     uint8_t *buf = malloc(SLP_MAX_FRAME);
@@ -126,8 +131,8 @@ static void test_discontinuity_header(void **state)
     assert_int_equal(f.flags, SLP_F_KEYFRAME | SLP_F_DISCONTINUITY);
     assert_int_equal(f.media.pts, 180000);
     assert_int_equal(f.media.wall_us, 1234567);
-    assert_memory_equal(f.media.ts, c->data + SLP_MEDIA_HEADER_LEN, f.media.ts_len);
-    assert_int_equal(c->refs, 1);
+    assert_memory_equal(f.media.ts, c->buf.data + SLP_MEDIA_HEADER_LEN, f.media.ts_len);
+    assert_int_equal(c->buf.refs, 1);
     /* a chunk that is not MEDIA cannot be re-flagged */
     struct chunk *ctl = chunk_copy("\0\0\0\1\1\4\0\0\3", 9);
     assert_int_equal(outq_push_media_flags(&q, ctl, 0), -1);
@@ -182,7 +187,7 @@ static void test_partial_writes_keep_frames(void **state)
         assert_int_equal(f.type, SLP_MEDIA);
         assert_int_equal(f.media.pts, i);
         assert_int_equal(f.media.ts_len, (size_t)(1 + i % 7) * SLP_TS_PACKET);
-        assert_int_equal(c[i]->refs, 1);
+        assert_int_equal(c[i]->buf.refs, 1);
         chunk_unref(c[i]);
         i++;
     }
@@ -210,16 +215,16 @@ static void test_cut_keeps_framing(void **state)
         assert_int_equal(outq_push_chunk(&q, c[i]), 0);
     }
     ssize_t n = outq_write(&q, sv[0]);
-    assert_true(n > 0 && (size_t)n % c[0]->len != 0);   /* in the middle of a frame */
-    size_t first = (size_t)n / c[0]->len;                /* frames fully written */
+    assert_true(n > 0 && (size_t)n % c[0]->buf.len != 0);   /* in the middle of a frame */
+    size_t first = (size_t)n / c[0]->buf.len;                /* frames fully written */
     size_t queued = outq_bytes(&q);
     size_t cut = outq_cut(&q);
-    size_t left = c[0]->len - (size_t)n % c[0]->len;
+    size_t left = c[0]->buf.len - (size_t)n % c[0]->buf.len;
     assert_int_equal(cut, queued - left);
     assert_int_equal(outq_bytes(&q), left);
     assert_int_equal(outq_frames(&q), 1);
     for (int i = (int)first + 1; i < 40; i++)
-        assert_int_equal(c[i]->refs, 1);                 /* cut: references dropped */
+        assert_int_equal(c[i]->buf.refs, 1);                 /* cut: references dropped */
     struct slp_frame err = { .type = SLP_ERROR, .err = { SLP_E_TOO_SLOW, slp_cstr("slow") } };
     assert_int_equal(outq_push_frame(&q, &err), 0);
     struct evbuffer *in = evbuffer_new();
@@ -242,10 +247,10 @@ static void test_cut_keeps_framing(void **state)
     /* a cut with nothing under way drops everything */
     for (int i = 0; i < 3; i++)
         assert_int_equal(outq_push_chunk(&q, c[i]), 0);
-    assert_int_equal(outq_cut(&q), 3 * c[0]->len);
+    assert_int_equal(outq_cut(&q), 3 * c[0]->buf.len);
     assert_int_equal(outq_frames(&q), 0);
     for (int i = 0; i < 40; i++) {
-        assert_int_equal(c[i]->refs, 1);
+        assert_int_equal(c[i]->buf.refs, 1);
         chunk_unref(c[i]);
     }
     free(buf);
@@ -269,7 +274,7 @@ static void test_write_error(void **state)
     assert_int_equal(outq_write(&q, sv[0]), -1);
     assert_int_equal(errno, EPIPE);
     outq_fini(&q);
-    assert_int_equal(c->refs, 1);
+    assert_int_equal(c->buf.refs, 1);
     chunk_unref(c);
     close(sv[0]);
 }
