@@ -330,7 +330,8 @@ void http_reply_json(struct http_request *req, int status, json_t *body)
     struct evbuffer *out = evbuffer_new();
     if (out == NULL || json_to_evbuffer(body, out) == -1) {
         json_decref(body);
-        evbuffer_free(out);
+        if (out != NULL)   /* libevent 2.1's evbuffer_free(NULL) crashes */
+            evbuffer_free(out);
         record(req, 500);
         evhttp_send_error(req->ev, 500, NULL);
         request_free(req);

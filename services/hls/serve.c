@@ -51,7 +51,8 @@ static void send_bytes(struct hls *h, struct http_request *req, struct refbuf *b
     }
     struct evbuffer *out = evbuffer_new();
     if (out == NULL || refbuf_add_to(b, out, 0, b->len) == -1) {
-        evbuffer_free(out);
+        if (out != NULL)   /* libevent 2.1's evbuffer_free(NULL) crashes */
+            evbuffer_free(out);
         http_error(req, 503, "overloaded", "out of memory");
         return;
     }
