@@ -3,7 +3,9 @@
  * The password check (scrypt) runs on a worker thread. Unknown users are
  * checked against a dummy hash, so the answer takes as long either way, and
  * both count against the throttle: 5 failures (login-max-failures) for a user
- * name or a client address within login-window lock it for login-lockout.
+ * name or a client address within login-window lock it for login-lockout. An
+ * address counts by its subject (throttle_addr_subject): IPv4 alone, IPv6 by
+ * its /64.
  *
  * An attempt is checked first against this replica's table (throttle.h), then
  * against the count every replica shares in Redis (throttle_redis.h), before
@@ -34,6 +36,7 @@ struct login {
     char ukey[THROTTLE_KEY_MAX], akey[THROTTLE_KEY_MAX];
     struct throttle_redis_attempt *shared;   /* NULL once ended */
     char client[64];
+    char subject[THROTTLE_SUBJECT_MAX];   /* the client's, for the throttle */
     char who[80];                   /* the user name as given, escaped for logs */
     int64_t user_id;
     char role[16];
@@ -75,7 +78,7 @@ static void end_attempts(struct login *l, enum throttle_outcome user,
     if (throttle_end(api->throttle, l->ukey, now, user))
         log_local_lock(l, "user", l->who);
     if (throttle_end(api->throttle, l->akey, now, addr))
-        log_local_lock(l, "address", l->client);
+        log_local_lock(l, "address", l->subject);
     throttle_redis_end(l->shared, user, addr);
     l->shared = NULL;
     free_password(l);
@@ -238,11 +241,14 @@ static void post_login(struct http_request *req)
     call_client_ip(&l->call, l->client, sizeof(l->client));
     log_escape(l->who, sizeof(l->who), l->in.username, strlen(l->in.username));
     snprintf(l->ukey, sizeof(l->ukey), "u:%s", l->in.username);
-    snprintf(l->akey, sizeof(l->akey), "a:%s", l->client);
+    throttle_addr_subject(l->client, l->subject, sizeof(l->subject));
+    snprintf(l->akey, sizeof(l->akey), "a:%s", l->subject);
     if (begin_attempts(l) == -1)
         return;
-    if (throttle_redis_begin(l->call.api, l->in.username, l->client, on_shared, l,
-                             &l->shared) == THROTTLE_REDIS_LOCAL)
+    const struct throttle_subjects s = { .user = l->in.username, .addr = l->subject,
+                                         .local_user = l->ukey, .local_addr = l->akey };
+    if (throttle_redis_begin(l->call.api, &s, on_shared, l, &l->shared) ==
+        THROTTLE_REDIS_LOCAL)
         check_login(l);
 }
 

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 struct entry {
     char key[THROTTLE_KEY_MAX];
     int64_t fail_ms[THROTTLE_FAILURES_MAX];   /* ring of the last failures */
@@ -196,4 +199,45 @@ bool throttle_end(struct throttle *t, const char *key, int64_t now_ms,
     if (stale(t, e, now_ms))
         unlink_entry(t, link);
     return locked;
+}
+
+int throttle_lock(struct throttle *t, const char *key, int64_t now_ms, int64_t until_ms)
+{
+    if (until_ms <= now_ms)
+        return 0;
+    struct entry *e = lookup(t, key, now_ms, true);
+    if (e == NULL)
+        return -1;
+    if (e->locked_until_ms < until_ms) {
+        e->locked_until_ms = until_ms;
+        e->nfail = e->head = 0;
+    }
+    return 0;
+}
+
+bool throttle_addr_subject(const char *addr, char *out, size_t len)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    char text[INET6_ADDRSTRLEN];
+    const char *suffix = "";
+    if (len == 0)
+        return false;
+    if (inet_pton(AF_INET, addr, &a4) == 1) {
+        inet_ntop(AF_INET, &a4, text, sizeof(text));
+    } else if (inet_pton(AF_INET6, addr, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
+            inet_ntop(AF_INET, &a4, text, sizeof(text));
+        } else {
+            memset(&a6.s6_addr[8], 0, 8);   /* the interface identifier */
+            inet_ntop(AF_INET6, &a6, text, sizeof(text));
+            suffix = "/64";
+        }
+    } else {
+        snprintf(out, len, "%s", addr);
+        return false;
+    }
+    snprintf(out, len, "%s%s", text, suffix);
+    return true;
 }

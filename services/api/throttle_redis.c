@@ -19,16 +19,18 @@
 #include "sluice/redis.h"
 
 /* KEYS: the user's hash, the address's. ARGV: max failures, window (ms).
- * Returns the PTTL of a lock (the longer of two), -1 when failures plus
- * attempts in flight reach the limit, or 0 once the attempt is reserved. */
+ * Returns {the PTTL of the user's lock, of the address's} (0 for one not
+ * locked) when either is locked, -1 when failures plus attempts in flight
+ * reach the limit, or 0 once the attempt is reserved. */
 static const char BEGIN_SCRIPT[] =
-    "local wait = 0\n"
+    "local locks, any = {0, 0}, false\n"
     "for i = 1, 2 do\n"
     "  if redis.call('HEXISTS', KEYS[i], 'locked') == 1 then\n"
-    "    wait = math.max(wait, redis.call('PTTL', KEYS[i]))\n"
+    "    locks[i] = math.max(0, redis.call('PTTL', KEYS[i]))\n"
+    "    any = any or locks[i] > 0\n"
     "  end\n"
     "end\n"
-    "if wait > 0 then return wait end\n"
+    "if any then return locks end\n"
     "for i = 1, 2 do\n"
     "  local h = redis.call('HMGET', KEYS[i], 'failures', 'inflight')\n"
     "  if (tonumber(h[1]) or 0) + (tonumber(h[2]) or 0) >= tonumber(ARGV[1]) then\n"
@@ -71,6 +73,7 @@ static const char END_SCRIPT[] =
 struct throttle_redis_attempt {
     struct api *api;
     char ukey[THROTTLE_REDIS_KEY_MAX], akey[THROTTLE_REDIS_KEY_MAX];
+    char local_ukey[THROTTLE_KEY_MAX], local_akey[THROTTLE_KEY_MAX];
     char who[80], client[80];          /* escaped for logs */
     throttle_redis_cb cb;
     void *arg;
@@ -137,6 +140,17 @@ static void fallback(struct throttle_redis_attempt *a, const char *reason)
               a->client, reason);
 }
 
+/* Copies a shared lock of the user (<user>) or the address, which ends in
+ * <ms>, into this replica's table, which keeps it while Redis is away. */
+static void lock_here(const struct throttle_redis_attempt *a, bool user, int64_t ms)
+{
+    int64_t now = clock_mono_ms();
+    const char *key = user ? a->local_ukey : a->local_akey;
+    if (throttle_lock(a->api->throttle, key, now, now + ms) == -1)
+        log_warn("login: no room to keep the lock of %s %s on this replica",
+                 user ? "user" : "address", user ? a->who : a->client);
+}
+
 static void log_lock(const struct throttle_redis_attempt *a, const char *what,
                      const char *name)
 {
@@ -156,10 +170,15 @@ static void on_ended(const struct redis_reply *reply, const char *err, void *arg
             log_warn("login: the shared throttle did not take an outcome: %s", err);
     } else if (redis_reply_type(reply) == REDIS_R_INTEGER) {
         long long locked = redis_reply_int(reply);
-        if (locked & 1)
+        int64_t lockout = a->api->cfg->login_lockout_ms;
+        if (locked & 1) {
+            lock_here(a, true, lockout);
             log_lock(a, "user", a->who);
-        if (locked & 2)
+        }
+        if (locked & 2) {
+            lock_here(a, false, lockout);
             log_lock(a, "address", a->client);
+        }
     }
     attempt_free(a);
 }
@@ -201,15 +220,33 @@ static void answer(struct throttle_redis_attempt *a, int64_t wait_ms)
     a->cb(wait_ms, a->arg);
 }
 
+/* The PTTL in the begin script's array of locks at <i>, or -1 if it is not one. */
+static int64_t lock_at(const struct redis_reply *reply, size_t i)
+{
+    const struct redis_reply *r = redis_reply_at(reply, i);
+    if (r == NULL || redis_reply_type(r) != REDIS_R_INTEGER || redis_reply_int(r) < 0)
+        return -1;
+    return redis_reply_int(r);
+}
+
 /* The verdict of the begin script's reply: a wait (>= 0), or -1 (with
- * *<reason>) when the reply is not one the script gives. */
-static int64_t verdict(const struct redis_reply *reply, const char *err, const char **reason)
+ * *<reason>) when the reply is not one the script gives. A lock's PTTL goes
+ * to <lock>: the user's, the address's (0 when not locked). */
+static int64_t verdict(const struct redis_reply *reply, const char *err, const char **reason,
+                       int64_t lock[2])
 {
     if (err != NULL) {
         *reason = strcmp(err, "timeout") == 0        ? "slow"
                   : strcmp(err, "disconnected") == 0 ? "down"
                                                      : "error";
         return -1;
+    }
+    if (redis_reply_type(reply) == REDIS_R_ARRAY && redis_reply_len(reply) == 2) {
+        lock[0] = lock_at(reply, 0);
+        lock[1] = lock_at(reply, 1);
+        if (lock[0] != -1 && lock[1] != -1 && lock[0] + lock[1] > 0)
+            return lock[0] > lock[1] ? lock[0] : lock[1];
+        lock[0] = lock[1] = 0;
     }
     if (redis_reply_type(reply) != REDIS_R_INTEGER || redis_reply_int(reply) < -1) {
         *reason = "error";
@@ -236,9 +273,14 @@ static void on_begun(const struct redis_reply *reply, const char *err, void *arg
         return;
     }
     const char *reason = NULL;
-    int64_t wait = verdict(reply, err, &reason);
+    int64_t lock[2] = { 0, 0 };
+    int64_t wait = verdict(reply, err, &reason, lock);
     if (wait == -1 && strcmp(reason, "error") == 0)
         log_warn("login: the shared throttle failed: %s", err ? err : "unexpected reply");
+    for (int i = 0; i < 2; i++) {   /* even when too late for this attempt */
+        if (lock[i] > 0)
+            lock_here(a, i == 0, lock[i]);
+    }
     a->reserved = wait == 0;
     if (a->answered) {   /* too late: the attempt went on locally */
         if (a->ended)
@@ -261,30 +303,32 @@ static void on_wait_over(evutil_socket_t fd, short what, void *arg)
     answer(a, 0);
 }
 
-static struct throttle_redis_attempt *attempt_new(struct api *api, const char *user,
-                                                  const char *addr)
+static struct throttle_redis_attempt *attempt_new(struct api *api,
+                                                  const struct throttle_subjects *s)
 {
     struct throttle_redis_attempt *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return NULL;
     a->api = api;
-    if (throttle_redis_key(a->ukey, sizeof(a->ukey), THROTTLE_REDIS_USER, user) == -1 ||
-        throttle_redis_key(a->akey, sizeof(a->akey), THROTTLE_REDIS_ADDR, addr) == -1 ||
+    snprintf(a->local_ukey, sizeof(a->local_ukey), "%s", s->local_user);
+    snprintf(a->local_akey, sizeof(a->local_akey), "%s", s->local_addr);
+    if (throttle_redis_key(a->ukey, sizeof(a->ukey), THROTTLE_REDIS_USER, s->user) == -1 ||
+        throttle_redis_key(a->akey, sizeof(a->akey), THROTTLE_REDIS_ADDR, s->addr) == -1 ||
         (a->timer = evtimer_new(api->d->base, on_wait_over, a)) == NULL) {
         attempt_free(a);
         return NULL;
     }
-    log_escape(a->who, sizeof(a->who), user, strlen(user));
-    log_escape(a->client, sizeof(a->client), addr, strlen(addr));
+    log_escape(a->who, sizeof(a->who), s->user, strlen(s->user));
+    log_escape(a->client, sizeof(a->client), s->addr, strlen(s->addr));
     return a;
 }
 
-enum throttle_redis_start throttle_redis_begin(struct api *api, const char *user,
-                                               const char *addr, throttle_redis_cb cb,
-                                               void *arg,
+enum throttle_redis_start throttle_redis_begin(struct api *api,
+                                               const struct throttle_subjects *s,
+                                               throttle_redis_cb cb, void *arg,
                                                struct throttle_redis_attempt **out)
 {
-    struct throttle_redis_attempt *a = *out = attempt_new(api, user, addr);
+    struct throttle_redis_attempt *a = *out = attempt_new(api, s);
     if (a == NULL) {
         log_warn("login: out of memory for the shared throttle");
         return THROTTLE_REDIS_LOCAL;

@@ -2,8 +2,9 @@
  * or a client address counted in Redis, next to the per-process table of
  * throttle.h, which still decides alone while Redis is unreachable or slow.
  *
- * Each subject (the user name, the address) has one hash in Redis, under the
- * keys THROTTLE_REDIS_USER / THROTTLE_REDIS_ADDR followed by the escaped name
+ * Each subject (the user name; the address's subject, throttle_addr_subject:
+ * an IPv4 address, an IPv6 /64) has one hash in Redis, under the keys
+ * THROTTLE_REDIS_USER / THROTTLE_REDIS_ADDR followed by the escaped name
  * (throttle_redis_key), in one of two states:
  *
  *   counting  {failures, inflight}, TTL login-window from its first attempt:
@@ -20,6 +21,12 @@
  * reservation and applies the outcome: a failure counts and may lock, a
  * success deletes the count (the user's only: an address's success is
  * neutral, as in throttle.h), a neutral end only releases.
+ *
+ * A shared lock is copied into this replica's table (throttle_lock) whenever
+ * this replica learns of it: from the begin script, which names each locked
+ * subject with its PTTL, and from the end script, when this replica's failure
+ * set it (for login-lockout). So a replica that has seen a lock keeps it if
+ * Redis goes away before it ends; one that has not counts on its own.
  *
  * Fail to local: when Redis is down, answers an error, or does not answer the
  * begin script within login-redis-wait, the attempt goes on with the local
@@ -67,13 +74,21 @@ enum throttle_redis_start {
     THROTTLE_REDIS_LOCAL,   /* Redis is unusable now: go on at once (a fallback) */
 };
 
-/* Begins the shared attempt of <user> from <addr> (both as the client gave
- * them; escaped here). *<out> is the attempt, to end with throttle_redis_end
- * in either case (unless <cb> got -1); NULL only when out of memory, and
- * then the attempt is not shared. Never calls <cb> before returning. */
-enum throttle_redis_start throttle_redis_begin(struct api *api, const char *user,
-                                               const char *addr, throttle_redis_cb cb,
-                                               void *arg,
+/* An attempt's subjects, and their keys in this replica's table (api->throttle),
+ * where shared locks are copied. */
+struct throttle_subjects {
+    const char *user;         /* the user name as the client gave it */
+    const char *addr;         /* the address's subject (throttle_addr_subject) */
+    const char *local_user, *local_addr;   /* at most THROTTLE_KEY_MAX - 1 bytes */
+};
+
+/* Begins the shared attempt of <s> (names escaped here). *<out> is the
+ * attempt, to end with throttle_redis_end in either case (unless <cb> got
+ * -1); NULL only when out of memory, and then the attempt is not shared.
+ * Never calls <cb> before returning. */
+enum throttle_redis_start throttle_redis_begin(struct api *api,
+                                               const struct throttle_subjects *s,
+                                               throttle_redis_cb cb, void *arg,
                                                struct throttle_redis_attempt **out);
 
 /* Ends <a> (NULL is fine) with the outcome for its user and its address, and

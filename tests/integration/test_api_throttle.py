@@ -4,8 +4,10 @@ is down or slow."""
 import concurrent.futures
 import time
 
+import requests
+
 from api_fixtures import ADMIN_PASSWORD, ADMIN_USER, api_factory, assert_error
-from conftest import wait_for
+from conftest import free_port, wait_for
 
 USER_KEY = "sluice:throttle:login:user:"
 ADDR_KEY = "sluice:throttle:login:addr:"
@@ -57,8 +59,10 @@ def test_failures_spread_over_replicas_lock_the_user_everywhere(api_factory, red
     # the right password now: refused on either replica, from a fresh address
     assert_throttled(login(a, "victim", "password-1", "198.51.100.1"), 3)
     wait = assert_throttled(login(b, "victim", "password-1", "198.51.100.2"), 3)
-    assert hits(a, "shared") == 1 and hits(b, "shared") == 1
-    assert hits(a, "local") == 0 and hits(b, "local") == 0
+    # A learns of the lock from Redis; B, whose failure set it, holds a copy
+    # in its own table, which refuses first
+    assert hits(a, "shared") == 1 and hits(b, "local") == 1
+    assert hits(a, "local") == 0 and hits(b, "shared") == 0
     assert fallbacks(a) == 0 and fallbacks(b) == 0
     # the lock as docs/redis.md has it
     rc = redis_server.client()
@@ -118,7 +122,8 @@ def test_keys_count_failures_and_release_attempts(api_factory, redis_server):
     api = api_factory(**SETTINGS)
     rc = redis_server.client()
     assert_error(login(api, "a b%", "guess", "2001:db8::7"), 401)
-    user, addr = USER_KEY + "a%20b%25", ADDR_KEY + "2001:db8::7"
+    # an IPv6 address counts as its /64 ('/' escaped, as docs/redis.md has it)
+    user, addr = USER_KEY + "a%20b%25", ADDR_KEY + "2001:db8::%2F64"
     assert rc.hgetall(user) == {"failures": "1", "inflight": "0"}
     assert rc.hgetall(addr) == {"failures": "1", "inflight": "0"}
     assert 0 < rc.pttl(user) <= 60000 and 0 < rc.pttl(addr) <= 60000
@@ -181,3 +186,95 @@ def test_stopping_while_redis_has_not_answered(api_factory, redis_server):
     assert login(api, ADMIN_USER, ADMIN_PASSWORD, "198.51.100.6").status_code == 200
     assert metric(api, "sluice_api_login_throttle_fallbacks_total", reason="slow") == 2
     api.daemon.stop()   # checks the exit status and the sanitizer report
+
+
+def test_an_ipv6_client_is_throttled_by_its_slash_64(api_factory, redis_server):
+    """A client that rotates through its /64, a fresh address per guess, is
+    counted once. Loopback has a single IPv6 address (::1), so the addresses
+    come through trust-proxy's X-Forwarded-For, as behind Traefik."""
+    a = api_factory(**SETTINGS)
+    b = api_factory(**SETTINGS)
+    rotating = ["2001:db8:1:2::1", "2001:db8:1:2:ffff::7", "2001:0db8:0001:0002::a:b",
+                "2001:db8:1:2:1:2:3:4", "2001:DB8:1:2::FFFF"]
+    for i, addr in enumerate(rotating):
+        assert_error(login(a if i % 2 else b, f"spray{i}", "guess", addr), 401)
+    # any address of that /64 is refused, on either replica
+    assert_throttled(login(a, ADMIN_USER, ADMIN_PASSWORD, "2001:db8:1:2::99"), 3)
+    assert_throttled(login(b, ADMIN_USER, ADMIN_PASSWORD, "2001:db8:1:2:a:b:c:d"), 3)
+    rc = redis_server.client()
+    assert rc.hgetall(ADDR_KEY + "2001:db8:1:2::%2F64") == {"locked": "1"}
+    assert not [k for k in rc.keys(ADDR_KEY + "*") if "::1" in k or "ffff" in k]
+    logs = a.daemon.log_text() + b.daemon.log_text()
+    assert logs.count("address 2001:db8:1:2::/64 locked on every replica") == 1, logs[-3000:]
+    # the neighbouring /64 is another client
+    assert login(a, ADMIN_USER, ADMIN_PASSWORD, "2001:db8:1:3::1").status_code == 200
+    # B set the lock (the fifth failure) and holds a copy; A learnt it from Redis
+    assert hits(a, "shared") == 1 and hits(b, "local") == 1
+
+
+def test_a_mapped_ipv4_address_counts_as_the_ipv4(api_factory, redis_server):
+    api = api_factory(**SETTINGS)
+    for i in range(3):
+        assert_error(login(api, f"spray{i}", "guess", "192.0.2.77"), 401)
+    for i in range(3, 5):
+        assert_error(login(api, f"spray{i}", "guess", "::ffff:192.0.2.77"), 401)
+    assert_throttled(login(api, ADMIN_USER, ADMIN_PASSWORD, "192.0.2.77"), 3)
+    assert redis_server.client().hgetall(ADDR_KEY + "192.0.2.77") == {"locked": "1"}
+
+
+def test_the_peer_address_is_throttled_by_its_subject(api_factory, redis_server):
+    """Without trust-proxy the subject is the TCP peer's. Listening on [::],
+    a client of 127.0.0.1 arrives as ::ffff:127.0.0.1 and counts as
+    127.0.0.1; a client of ::1 counts as ::/64. (Loopback has no second IPv6
+    address, so two peers of one /64 are covered by the unit tests.)"""
+    port = free_port()
+    api = api_factory(wait_ready=False, SLUICE_LISTEN=f"[::]:{port}",
+                      SLUICE_LOGIN_LOCKOUT="3s", SLUICE_LOGIN_WINDOW="1m")
+    api.port, api.base = port, f"http://127.0.0.1:{port}"
+    wait_for(api.daemon.ready, timeout=15, what="api /readyz")
+    wait_for(lambda: login(api, ADMIN_USER, ADMIN_PASSWORD).status_code == 200,
+             timeout=10, what="the bootstrap admin")
+    for i in range(5):
+        assert_error(login(api, f"spray{i}", "guess"), 401)
+    assert_throttled(login(api, ADMIN_USER, ADMIN_PASSWORD), 3)
+    rc = redis_server.client()
+    assert rc.hgetall(ADDR_KEY + "127.0.0.1") == {"locked": "1"}
+    assert rc.exists(ADDR_KEY + "::ffff:127.0.0.1") == 0
+    # the same api over ::1: another subject, not locked
+    r = requests.post(f"http://[::1]:{port}/v1/auth/login", timeout=10,
+                      json={"username": ADMIN_USER, "password": ADMIN_PASSWORD})
+    assert r.status_code == 200, r.text
+    assert rc.hgetall(ADDR_KEY + "::%2F64") == {"inflight": "0"}
+
+
+def test_a_replica_that_saw_a_shared_lock_keeps_it_without_redis(api_factory,
+                                                                 redis_server):
+    """The user is locked in Redis by a failure on replica A, B sees the lock
+    (a 429 from the shared count), then Redis goes away: both still refuse
+    the right password from their own tables, though neither had counted five
+    failures itself. Without the copy each would count afresh."""
+    settings = dict(SETTINGS, SLUICE_LOGIN_LOCKOUT="60s")
+    a = api_factory(**settings)
+    b = api_factory(**settings)
+    a.create_user("victim")
+    # 3 failures on B, 2 on A: the fifth, on A, locks the user in Redis
+    for i in range(5):
+        assert_error(login(b if i < 3 else a, "victim", "guess", f"192.0.2.{i}"), 401)
+    assert redis_server.client().hgetall(USER_KEY + "victim") == {"locked": "1"}
+    assert_throttled(login(b, "victim", "password-1", "198.51.100.1"), 60)
+    assert hits(b, "shared") == 1 and hits(b, "local") == 0
+    redis_server.stop()
+    for api in (a, b):
+        wait_for(lambda api=api: metric(api, "sluice_api_redis_up") == 0, timeout=10,
+                 what="the api to see Redis gone")
+    # the right password, from fresh addresses: refused by each replica's table
+    assert_throttled(login(a, "victim", "password-1", "198.51.100.2"), 60)
+    assert_throttled(login(b, "victim", "password-1", "198.51.100.3"), 60)
+    assert hits(a, "local") == 1 and hits(a, "shared") == 0
+    assert hits(b, "local") == 1 and hits(b, "shared") == 1
+    # refused before the count: no fallback to Redis was even tried
+    assert metric(a, "sluice_api_login_throttle_fallbacks_total", reason="down") == 0
+    assert metric(b, "sluice_api_login_throttle_fallbacks_total", reason="down") == 0
+    # another user still logs in on both
+    for api in (a, b):
+        assert login(api, ADMIN_USER, ADMIN_PASSWORD, "198.51.100.4").status_code == 200
