@@ -98,17 +98,24 @@ def http(method, url, body=None, token=None):
         return e.code, None
 
 
+def stop_processes(procs, sig=signal.SIGTERM, timeout=15):
+    """Sends <sig> to those of <procs> (Popen) that still run, all at once,
+    then waits for each, killing it if it is still there after <timeout>
+    seconds."""
+    running = [p for p in procs if p is not None and p.poll() is None]
+    for p in running:
+        p.send_signal(sig)
+    for p in running:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def stop_process(proc, sig=signal.SIGTERM, timeout=15):
-    """Sends <sig> to <proc> (a Popen) if it still runs and waits for it,
-    killing it after <timeout> seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """stop_processes() of one."""
+    stop_processes([proc], sig, timeout)
 
 
 class Servers(list):
@@ -129,6 +136,23 @@ class Servers(list):
                 stop_process(s)
             else:
                 s.stop()
+
+
+def load_report(proc, out, timeout=120, check=False):
+    """The JSON report a load tool (slpload, srtload) printed to the file
+    <out> (opened w+), once <proc> has ended (within <timeout> seconds), with
+    the tool's CPU as % of one core in cpu_pct. Exits the bench, with the
+    tool's stderr, if it printed none (or, with <check>, exited non-zero)."""
+    _, err = proc.communicate(timeout=timeout)
+    out.seek(0)
+    text = out.read()
+    out.close()
+    if not text.strip() or (check and proc.returncode != 0):
+        name = pathlib.Path(proc.args[0]).name
+        sys.exit(f"{PROG}: {name} failed: {(err or b'').decode(errors='replace')[-2000:]}")
+    r = json.loads(text)
+    r["cpu_pct"] = 100.0 * (r["cpu_user_s"] + r["cpu_sys_s"]) / r["seconds"]
+    return r
 
 
 def metrics(admin_port):
