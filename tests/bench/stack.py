@@ -51,6 +51,16 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "bench-admin-password"
 
 
+def require(*tools, fixture=None):
+    """Exits the bench if one of <tools> is not in $SLUICE_BIN; makes the
+    test media (scripts/fixtures.sh) if <fixture> (a path in it) is missing."""
+    for tool in tools:
+        if not (BIN / tool).exists():
+            sys.exit(f"{PROG}: {BIN / tool} is missing (make build)")
+    if fixture is not None and not pathlib.Path(fixture).exists():
+        subprocess.run([str(ROOT / "scripts" / "fixtures.sh")], check=True, cwd=ROOT)
+
+
 def free_port(kind=socket.SOCK_STREAM):
     """A port free for TCP (or UDP) on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, kind) as s:
