@@ -42,7 +42,40 @@ static void conn_drop(struct conn *c, const char *why);
 
 /* ---- URL ---------------------------------------------------------------- */
 
-/* Parses redis://[[user]:password@]host[:port][/db]. */
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A malloc'd copy of <s> with %XX decoded (RFC 3986 user info: a password may
+ * hold '@' or ':' only encoded), or NULL when malformed, holding a NUL, or out
+ * of memory. */
+static char *userinfo_decode(const char *s)
+{
+    char *out = malloc(strlen(s) + 1), *o = out;
+    if (out == NULL)
+        return NULL;
+    for (; *s; s++) {
+        int hi, lo;
+        if (*s != '%') {
+            *o++ = *s;
+        } else if ((hi = hexval(s[1])) >= 0 && (lo = hexval(s[2])) >= 0 && (hi | lo) != 0) {
+            *o++ = (char)(hi << 4 | lo);
+            s += 2;
+        } else {
+            free(out);
+            return NULL;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Parses redis://[[user]:password@]host[:port][/db]; user and password may
+ * be percent-encoded. */
 static int parse_url(struct redis *r, const char *url)
 {
     if (strncmp(url, "redis://", 8) != 0)
@@ -58,8 +91,9 @@ static int parse_url(struct redis *r, const char *url)
         if (colon == NULL)
             goto fail;
         *colon = '\0';
-        r->user = rest[0] ? strdup(rest) : NULL;
-        r->password = strdup(colon + 1);
+        r->password = userinfo_decode(colon + 1);
+        if (r->password == NULL || (rest[0] && (r->user = userinfo_decode(rest)) == NULL))
+            goto fail;   /* never go on without the AUTH that was asked for */
     }
     char *slash = strchr(hostpart, '/');
     if (slash != NULL) {
@@ -81,6 +115,22 @@ static int parse_url(struct redis *r, const char *url)
 fail:
     free(rest);
     return -1;
+}
+
+/* <url> for a log line, escaped, with anything before its last '@' (the user
+ * and password) masked: a URL refused for a typo must not put its password
+ * in the logs. */
+static const char *url_redacted(char *dst, size_t dstlen, const char *url)
+{
+    const char *at = strrchr(url, '@');
+    if (at == NULL)
+        return log_escape(dst, dstlen, url, strlen(url));
+    size_t scheme = strncmp(url, "redis://", 8) == 0 ? 8 : 0;
+    int n = snprintf(dst, dstlen, "%.*s***@", (int)scheme, url);
+    if (n < 0 || (size_t)n >= dstlen)
+        return dst;
+    log_escape(dst + n, dstlen - (size_t)n, at + 1, strlen(at + 1));
+    return dst;
 }
 
 /* ---- connection state --------------------------------------------------- */
@@ -498,9 +548,8 @@ struct redis *redis_new(struct event_base *base, struct evdns_base *dns,
     set_defaults(&r->opts);
     if (opts->url == NULL || parse_url(r, opts->url) == -1) {
         char safe[128];
-        log_error("redis: bad URL \"%s\" (want redis://[:password@]host[:port][/db])",
-                  log_escape(safe, sizeof(safe), opts->url ? opts->url : "",
-                             opts->url ? strlen(opts->url) : 0));
+        log_error("redis: bad URL \"%s\" (want redis://[[user]:password@]host[:port][/db])",
+                  url_redacted(safe, sizeof(safe), opts->url ? opts->url : ""));
         redis_free(r);
         return NULL;
     }

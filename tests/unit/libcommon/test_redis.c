@@ -351,15 +351,63 @@ static void test_cancel_on_free(void **state)
     assert_string_equal(r.err, "cancelled");
 }
 
+/* What redis_new(<url>) writes to stderr, into <out>; returns what it made. */
+static struct redis *new_capturing_log(struct fixture *f, const char *url, char *out,
+                                       size_t outlen)
+{
+    char path[] = "/tmp/test_redis_log_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    struct redis_options o = { .url = url };
+    struct redis *r = redis_new(f->base, NULL, &o);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ssize_t n = pread(fd, out, outlen - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+    return r;
+}
+
 static void test_bad_urls(void **state)
 {
     struct fixture *f = *state;
     static const char *const bad[] = { "http://x", "redis://", "redis://:6379", "redis://h:99999",
-                                       "redis://h:1/notadb", "redis://nocolon@h" };
+                                       "redis://h:1/notadb", "redis://nocolon@h",
+                                       "redis://:bad%zzpass@h", "redis://:nul%00@h",
+                                       "redis://:hunter2@127.0.0.1:6379/notadb" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct redis_options o = { .url = bad[i] };
-        assert_null(redis_new(f->base, NULL, &o));
+        char log[1024];
+        assert_null(new_capturing_log(f, bad[i], log, sizeof(log)));
+        assert_non_null(strstr(log, "bad URL"));
+        /* a URL refused for a typo does not put its password in the log */
+        assert_null(strstr(log, "hunter2"));
+        assert_null(strstr(log, "bad%zz"));
     }
+}
+
+/* user info is percent-decoded: a password holding '@', ':' and '/' */
+static void test_encoded_password(void **state)
+{
+    struct fixture *f = *state;
+    struct reply r = command(f, "CONFIG SET requirepass %s", "p@ss:w/rd", NULL);
+    assert_string_equal(r.str, "OK");
+    char url[96];
+    snprintf(url, sizeof(url), "redis://:p%%40ss%%3Aw%%2Frd@127.0.0.1:%d", f->port);
+    struct redis_options o = { .url = url, .connect_timeout_ms = 300 };
+    struct redis *authed = redis_new(f->base, NULL, &o);
+    assert_non_null(authed);
+    struct redis *plain = f->r;
+    f->r = authed;
+    assert_true(wait_up(f, true, 3000));
+    r = command(f, "SET %s %s", "authed", "yes");
+    assert_string_equal(r.str, "OK");
+    f->r = plain;
+    redis_free(authed);
 }
 
 int main(void)
@@ -374,6 +422,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_on_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encoded_password, setup, teardown),
     };
     return cmocka_run_group_tests_name("redis", tests, NULL, NULL);
 }
