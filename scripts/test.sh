@@ -33,9 +33,13 @@ stage_unit() {
             echo "---- FAILED: $t"; tail -40 "$t.log"
             names="$names $(basename "$t")"
         fi
-        grep -E '^\[  (PASSED|FAILED)  \]' "$t.log" | sed "s|^|$(basename "$t"): |"
+        grep -E '^\[  (PASSED|FAILED|SKIPPED) \]' "$t.log" | sed "s|^|$(basename "$t"): |"
     done
-    note "unit:        $pass binaries passed, $fail failed"
+    # cmocka's own counts, summed: a skipped test is visible in the summary
+    counts=$(cat "$ASAN"/tests/unit/*/test_*.log "$ASAN"/tests/unit/*/*/test_*.log 2>/dev/null |
+        awk '/^\[  PASSED  \]/ { p += $4 } /^\[  SKIPPED \]/ { s += $4 }
+             END { printf "%d tests passed, %d skipped", p, s }')
+    note "unit:        $pass binaries passed, $fail failed ($counts)"
     [ -z "$names" ] || note "  failed:$names"
     [ "$fail" -eq 0 ]
 }
@@ -50,20 +54,23 @@ stage_integration() {
     # tee'd so the names of failed tests can go into the summary, which is
     # what the tail of a CI log shows
     log=$ASAN/pytest.log
+    rm -f "$log.rc"
     # shellcheck disable=SC2086 # jobs and PYTEST_ARGS are lists of arguments
     { /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=10 $jobs \
         tests/integration ${PYTEST_ARGS:-}; echo $? >"$log.rc"; } 2>&1 | tee "$log"
     rc=$(cat "$log.rc" 2>/dev/null || echo 1)
-    note "integration: pytest exited $rc"
+    note "integration: pytest exited $rc ($(grep -aE ' in [0-9.]+s' "$log" | tail -1 | tr -d '=' | sed 's/^ *//;s/ *$//'))"
     failures=$(grep -aoE '^(FAILED|ERROR) [^ ]+' "$log" | sed 's/^[A-Z]* /  failed: /')
     [ -z "$failures" ] || note "$failures"
     [ "$rc" -eq 0 ]
 }
 
 stage_fuzz() {
-    scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
-    rc=$?
-    note "fuzz:        exited $rc (${FUZZ_SECONDS:-10} s per harness)"
+    log=$ASAN/fuzz.log
+    rm -f "$log.rc"
+    { scripts/fuzz.sh "${FUZZ_SECONDS:-10}"; echo $? >"$log.rc"; } | tee "$log"
+    rc=$(cat "$log.rc" 2>/dev/null || echo 1)
+    note "fuzz:        exited $rc (${FUZZ_SECONDS:-10} s per harness; $(grep -a '^fuzz: ' "$log" | tail -1 | cut -d' ' -f2-))"
     [ "$rc" -eq 0 ] || note "$(sed 's/^/  failed: /' build/fuzz/failed.txt 2>/dev/null)"
     [ "$rc" -eq 0 ]
 }
