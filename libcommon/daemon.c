@@ -39,11 +39,11 @@ static const struct config_opt common_opts[] = {
     { "log-file", CONF_STR, offsetof(struct common_config, log_file), "", 0, 0,
       "log to this file instead of stderr (reopened on SIGHUP)" },
     { "redis-url", CONF_SECRET, offsetof(struct common_config, redis_url),
-      "redis://127.0.0.1:6379", 1, 0, "Redis, as redis://[:password@]host[:port][/db]" },
+      "redis://127.0.0.1:6379", 1, 0, "Redis, as redis://[[user]:password@]host[:port][/db]" },
     { "node-id", CONF_STR, offsetof(struct common_config, node_id), "", 0, 0,
       "this node's id in Redis and SLP (default: the host name)" },
     { "shutdown-timeout", CONF_MS, offsetof(struct common_config, shutdown_timeout_ms),
-      "10s", 0, 600000, "how long a stop may drain before exiting anyway" },
+      "8s", 0, 600000, "how long a stop may drain before exiting anyway" },
     { NULL },
 };
 
