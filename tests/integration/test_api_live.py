@@ -325,3 +325,20 @@ def test_streams_without_redis(api, redis_server):
     redis_server.start()
     wait_for(api.daemon.ready, timeout=15, what="redis back")
     assert streams(api)["cam1"]["live"] is False   # a new, empty Redis
+
+
+def test_streams_when_redis_stalls(api, redis_server):
+    """Redis up but not answering: the read waits for the command timeout (2 s),
+    no longer, and answers with the live state unknown."""
+    rd = redis_server.client()
+    api.create_stream("cam1")
+    go_live(rd, "cam1")
+    admin = api.admin
+    rd.execute_command("CLIENT", "PAUSE", "4000", "ALL")
+    t = time.monotonic()
+    r = api.call("GET", "/v1/streams", token=admin)
+    took = time.monotonic() - t
+    assert r.status_code == 200, r.text
+    assert r.json()["streams"][0]["live"] is None
+    assert 1.5 < took < 3.5, took
+    wait_for(lambda: streams(api)["cam1"]["live"] is True, timeout=15, what="Redis back")
