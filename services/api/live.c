@@ -29,6 +29,7 @@
 #include "api.h"
 #include "call.h"
 #include "db.h"
+#include "liverec.h"
 #include "records.h"
 #include "sluice/http.h"
 #include "sluice/json.h"
@@ -41,8 +42,6 @@
 #define LIVE_MAX 10000          /* live streams a flight reads */
 #define SCAN_COUNT "1000"
 #define SCAN_ROUNDS_MAX 10000   /* 10 M keys at SCAN_COUNT */
-#define STREAM_KEY_PREFIX "sluice:stream:"
-#define FIELD_MAX 256           /* bytes of a field taken from a record */
 
 struct live_call {
     struct call call;
@@ -74,19 +73,6 @@ static void scan(struct flight *f);
 
 /* ---- one call's answer, from a landed flight ---------------------------- */
 
-/* A string field of a record, if it is a short printable string. */
-static json_t *field(const json_t *rec, const char *key)
-{
-    const char *v;
-    if (json_get_str(rec, key, &v) != 0 || strlen(v) > FIELD_MAX)
-        return json_null();
-    for (const char *p = v; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return json_null();
-    }
-    return json_string(v);
-}
-
 static json_t *copy(const json_t *item, const char *key)
 {
     json_t *v = json_object_get(item, key);
@@ -102,23 +88,22 @@ static json_t *entry(const struct live_call *l, const json_t *item)
     bool admin = !l->anonymous && call_is_admin(&l->call);
     if (!known && !admin)
         return NULL;   /* not a stream (any more): only admins see such records */
-    const char *name = json_string_value(json_object_get(item, "name")), *started;
+    const char *name = json_string_value(json_object_get(item, "name"));
+    const char *started = liverec_started_at(rec);
     char url[512];
     snprintf(url, sizeof(url), "%s/live/%s/index.m3u8", l->call.api->edge_url, name);
-    bool started_ok = json_get_str(rec, "started_at", &started) == 0 &&
-                      rfc3339_valid(started);
     json_t *e = json_pack("{s:s, s:o, s:o, s:o, s:s}", "name", name,
                           "title", copy(item, "title"), "category", copy(item, "category"),
-                          "started_at", started_ok ? json_string(started) : json_null(),
+                          "started_at", started ? json_string(started) : json_null(),
                           "playback_url", url);
     bool mine = !l->anonymous && owner_id && json_integer_value(owner_id) == l->call.who.id;
     if (e == NULL || !(admin || mine))
         return e;
-    static const char *const ops[] = { "protocol", "client", "ingest", "relay", "relay_id",
-                                       "publisher" };
-    json_object_set_new(e, "owner", copy(item, "owner"));
-    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-        json_object_set_new(e, ops[i], field(rec, ops[i]));
+    if (json_object_set_new(e, "owner", copy(item, "owner")) == -1 ||
+        liverec_set_ops(e, rec) == -1) {
+        json_decref(e);
+        return NULL;
+    }
     return e;
 }
 
@@ -246,22 +231,6 @@ static void read_titles(struct flight *f)
         land(f, "the database");
 }
 
-/* Keeps the record of <name> if it is one: a JSON object naming that stream. */
-static void take_record(struct flight *f, const char *name, const char *text, size_t len)
-{
-    char err[80];
-    json_t *rec = json_parse(text, len, err, sizeof(err));
-    const char *inner;
-    if (rec == NULL || !json_is_object(rec) || json_get_str(rec, "name", &inner) != 0 ||
-        strcmp(inner, name) != 0) {
-        log_warn("live: %s%s is not a stream record (%s); skipped", STREAM_KEY_PREFIX, name,
-                 rec ? "not an object naming it" : err);
-        json_decref(rec);
-        return;
-    }
-    json_array_append_new(f->items, json_pack("{s:s, s:o}", "name", name, "rec", rec));
-}
-
 static void on_mget(const struct redis_reply *reply, const char *err, void *arg)
 {
     struct flight *f = arg;
@@ -273,12 +242,10 @@ static void on_mget(const struct redis_reply *reply, const char *err, void *arg)
     }
     size_t n = redis_reply_len(reply);
     for (size_t i = 0; i < n; i++) {
-        const struct redis_reply *v = redis_reply_at(reply, i);
-        size_t len;
-        const char *text = redis_reply_type(v) == REDIS_R_STRING ? redis_reply_str(v, &len)
-                                                                 : NULL;
-        if (text)   /* nil: expired since SCAN saw it */
-            take_record(f, json_string_value(json_array_get(f->names, i)), text, len);
+        const char *name = json_string_value(json_array_get(f->names, i));
+        json_t *rec = liverec_from_reply(reply, i, name);
+        if (rec)
+            json_array_append_new(f->items, json_pack("{s:s, s:o}", "name", name, "rec", rec));
     }
     if (json_array_size(f->items) == 0)
         land(f, NULL);
@@ -297,31 +264,22 @@ static void read_records(struct flight *f)
 {
     size_t n = json_array_size(f->names), kept = 0;
     const char **v = malloc((n ? n : 1) * sizeof(*v));
-    const char **argv = malloc((n + 1) * sizeof(*argv));
-    char (*keys)[sizeof(STREAM_KEY_PREFIX) + STREAM_NAME_MAX] = malloc((n ? n : 1) *
-                                                                       sizeof(*keys));
     json_t *sorted = json_array();
     f->items = json_array();
     int rc = -1;
-    if (v && argv && keys && sorted && f->items) {
+    if (v && sorted && f->items) {
         for (size_t i = 0; i < n; i++)
             v[i] = json_string_value(json_array_get(f->names, i));
         qsort(v, n, sizeof(*v), by_name);
-        argv[0] = "MGET";
         for (size_t i = 0; i < n; i++) {
-            if (i > 0 && strcmp(v[i], v[i - 1]) == 0)
+            if (kept > 0 && strcmp(v[i], v[kept - 1]) == 0)
                 continue;
             json_array_append_new(sorted, json_string(v[i]));
-            snprintf(keys[kept], sizeof(keys[kept]), STREAM_KEY_PREFIX "%s", v[i]);
-            argv[kept + 1] = keys[kept];
-            kept++;
+            v[kept++] = v[i];
         }
-        rc = kept == 0 ? 0 : redis_commandv(f->live->api->redis, on_mget, f, (int)kept + 1,
-                                            argv, NULL);
+        rc = kept == 0 ? 0 : liverec_mget(f->live->api->redis, v, kept, on_mget, f);
     }
     free(v);
-    free(argv);
-    free(keys);
     json_decref(f->names);
     f->names = sorted;
     if (rc == -1)
@@ -351,7 +309,7 @@ static void on_scan(const struct redis_reply *reply, const char *err, void *arg)
     for (size_t i = 0; i < redis_reply_len(keys); i++) {
         size_t klen;
         const char *k = redis_reply_str(redis_reply_at(keys, i), &klen);
-        size_t plen = sizeof(STREAM_KEY_PREFIX) - 1;
+        size_t plen = sizeof(LIVEREC_KEY_PREFIX) - 1;
         if (k && klen > plen && stream_name_validn(k + plen, klen - plen))
             json_array_append_new(f->names, json_stringn(k + plen, klen - plen));
     }
@@ -372,7 +330,7 @@ static void on_scan(const struct redis_reply *reply, const char *err, void *arg)
 static void scan(struct flight *f)
 {
     if (redis_command(f->live->api->redis, on_scan, f, "SCAN %s MATCH %s* COUNT %s",
-                      f->cursor, STREAM_KEY_PREFIX, SCAN_COUNT) == -1)
+                      f->cursor, LIVEREC_KEY_PREFIX, SCAN_COUNT) == -1)
         land(f, "Redis");
 }
 

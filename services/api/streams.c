@@ -9,7 +9,12 @@
  * once, in the answer that made it; the database keeps its SHA-256. Each
  * change writes its audit row in its statement too (audit.h): the caller's
  * id, name and address are always the last three parameters. The change also
- * goes into the in-memory authtable (authsync.h) before the reply. */
+ * goes into the in-memory authtable (authsync.h) before the reply.
+ *
+ * The two reads (GET /v1/streams and /v1/streams/{name}) add each stream's
+ * live state: after the query, one MGET of the page's relay records
+ * sluice:stream:<name> (liverec.h, as GET /v1/live reads them). Redis down or
+ * failing does not fail the read: the streams come with "live": null. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +28,7 @@
 #include "db.h"
 #include "events.h"
 #include "keys.h"
+#include "liverec.h"
 #include "records.h"
 #include "sluice/http.h"
 #include "sluice/log.h"
@@ -119,6 +125,8 @@ struct stream_call {
     } in;
     char key[KEY_LEN + 1];           /* a new key, shown once */
     int limit;
+    json_t *body;                    /* a read's answer, waiting for live state */
+    json_t *streams;                 /* its stream objects (a reference) */
 };
 
 static const char *boolean_param(bool set, bool value)
@@ -244,6 +252,89 @@ static void post_streams(struct http_request *req)
         call_authenticate(&s->call, ROLES_ANY, create_stream);
 }
 
+/* ---- live state of GET /v1/streams and /v1/streams/{name} -------------- */
+
+/* Sets on <stream> its live state: "live" null when unknown (<known> false),
+ * else whether <rec> is a record; with a record, its started_at and
+ * operational fields (the caller owns the stream, or is an admin, so sees
+ * them as in GET /v1/live). Returns 0 or -1 (memory). */
+static int set_live(json_t *stream, bool known, const json_t *rec)
+{
+    if (!known)
+        return json_object_set_new(stream, "live", json_null());
+    if (json_object_set_new(stream, "live", json_boolean(rec != NULL)) == -1)
+        return -1;
+    if (rec == NULL)
+        return 0;
+    const char *started = liverec_started_at(rec);
+    if (json_object_set_new(stream, "started_at",
+                            started ? json_string(started) : json_null()) == -1)
+        return -1;
+    return liverec_set_ops(stream, rec);
+}
+
+/* Replies 200 with the body, every stream of which has its live state from
+ * <reply> (an MGET of their records), or null when <reply> is NULL. */
+static void reply_with_live(struct stream_call *s, const struct redis_reply *reply)
+{
+    size_t n = json_array_size(s->streams);
+    json_t *body = s->body;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *stream = json_array_get(s->streams, i);
+        json_t *rec = reply ? liverec_from_reply(reply, i, json_string_value(
+                                                     json_object_get(stream, "name")))
+                            : NULL;
+        rc = set_live(stream, reply != NULL, rec);
+        json_decref(rec);
+    }
+    json_decref(s->streams);
+    s->streams = NULL;
+    s->body = NULL;
+    if (rc == -1) {
+        json_decref(body);
+        call_error(&s->call, 500, "internal", "internal error");
+        return;
+    }
+    call_reply(&s->call, 200, body);
+}
+
+static void on_records(const struct redis_reply *reply, const char *err, void *arg)
+{
+    struct stream_call *s = arg;
+    if (err != NULL || redis_reply_type(reply) != REDIS_R_ARRAY ||
+        redis_reply_len(reply) != json_array_size(s->streams)) {
+        log_warn("streams: reading live records: %s; live state unknown",
+                 err ? err : "unexpected reply");
+        reply = NULL;
+    }
+    reply_with_live(s, reply);
+}
+
+/* Answers <body> (stolen) once the streams of <streams> (borrowed, objects in
+ * <body>) have their live state, read in one MGET. */
+static void reply_streams(struct stream_call *s, json_t *body, json_t *streams)
+{
+    size_t n = json_array_size(streams);
+    const char **names = malloc((n ? n : 1) * sizeof(*names));
+    s->body = body;
+    s->streams = json_incref(streams);
+    if (body == NULL || streams == NULL || names == NULL) {
+        free(names);
+        json_decref(s->streams);
+        json_decref(s->body);
+        s->streams = s->body = NULL;
+        call_error(&s->call, 500, "internal", "internal error");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        names[i] = json_string_value(json_object_get(json_array_get(streams, i), "name"));
+    int rc = n == 0 ? -1 : liverec_mget(s->call.api->redis, names, n, on_records, s);
+    free(names);
+    if (rc == -1)   /* nothing to read, or Redis down: at once */
+        reply_with_live(s, NULL);
+}
+
 /* ---- GET /v1/streams ---------------------------------------------------- */
 
 static void on_list(const struct db_result *res, void *arg)
@@ -258,8 +349,10 @@ static void on_list(const struct db_result *res, void *arg)
     for (int i = 0; i < n; i++)
         json_array_append_new(list, stream_json(res, i, 0));
     const char *last = n == s->limit ? db_value(res, n - 1, 0) : NULL;
-    call_reply(&s->call, 200, json_pack("{s:o, s:o}", "streams", list, "next",
-                                        last ? json_string(last) : json_null()));
+    json_t *body = json_pack("{s:O, s:o}", "streams", list, "next",
+                             last ? json_string(last) : json_null());
+    reply_streams(s, body, list);
+    json_decref(list);
 }
 
 static void list_streams(struct call *c)
@@ -291,10 +384,11 @@ static void on_got(const struct db_result *res, void *arg)
     if (change_failed(s, res, "reading a stream"))
         return;
     json_t *stream = stream_json(res, 0, 0);
-    if (stream == NULL)
-        call_error(&s->call, 500, "internal", "internal error");
-    else
-        call_reply(&s->call, 200, stream);
+    json_t *one = json_array();
+    if (stream && one)
+        json_array_append(one, stream);
+    reply_streams(s, stream, one);
+    json_decref(one);
 }
 
 static void read_stream(struct call *c)

@@ -211,3 +211,134 @@ def test_with_a_real_relay(api, daemons, redis_server):
     assert s["started_at"] is not None and s["owner"] == "admin"
     pub.close()
     wait_for(lambda: names(api) == [], timeout=5, what="cam1 to leave the list")
+
+
+# ---- the live state of GET /v1/streams and GET /v1/streams/{name} ----------
+
+LIVE_FIELDS = {"started_at", "protocol", "client", "ingest", "relay", "relay_id", "publisher"}
+
+
+def streams(api, token=None):
+    r = api.call("GET", "/v1/streams", token=token or api.admin)
+    assert r.status_code == 200, r.text
+    return {s["name"]: s for s in r.json()["streams"]}
+
+
+def one(api, name, token=None):
+    r = api.call("GET", f"/v1/streams/{name}", token=token or api.admin)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_streams_show_their_live_state(api, redis_server):
+    """A stream is live while its relay record exists: false, then true with
+    the record's fields when the relay writes it, then false again when the
+    record expires."""
+    rd = redis_server.client()
+    api.create_user("alice")
+    alice = api.login("alice", "password-1")
+    api.create_stream("alices", token=alice)
+    api.create_stream("cam1")
+    for s in list(streams(api).values()) + [one(api, "cam1")]:
+        assert s["live"] is False and not LIVE_FIELDS & set(s), s
+    go_live(rd, "cam1", ttl_ms=1500, started="2026-11-21T09:00:00.000Z")
+    go_live(rd, "alices")
+    got = streams(api)
+    cam1 = got["cam1"]
+    assert cam1["live"] is True and cam1["started_at"] == "2026-11-21T09:00:00.000Z"
+    assert cam1["protocol"] == "srt" and cam1["client"] == "203.0.113.7:50123"
+    assert cam1["ingest"] == "ingest-1" and cam1["relay"] == "10.0.0.5:7700"
+    assert cam1["relay_id"] == "relay-1" and cam1["publisher"] == "ingest-1/42"
+    assert cam1["title"] == "" and cam1["owner"] == "admin"   # the stream is all there
+    assert one(api, "cam1") == cam1
+    # a publisher sees the live state of its own streams, details included
+    mine = streams(api, alice)
+    assert list(mine) == ["alices"] and mine["alices"]["live"] is True
+    assert set(mine["alices"]) >= LIVE_FIELDS
+    assert one(api, "alices", alice) == mine["alices"]
+    # /v1/live agrees
+    assert names(api) == ["alices", "cam1"]
+    # cam1's relay stops refreshing its record: it is not live any more
+    wait_for(lambda: streams(api)["cam1"]["live"] is False, timeout=5, what="cam1 to expire")
+    assert not LIVE_FIELDS & set(one(api, "cam1"))
+    assert streams(api)["alices"]["live"] is True
+    # answers to changes carry no live state
+    r = api.call("PATCH", "/v1/streams/alices", token=alice, json_body={"title": "t"})
+    assert r.status_code == 200 and "live" not in r.json(), r.text
+
+
+def test_streams_read_their_records_in_one_round_trip(api, redis_server, postgres_db):
+    import psycopg2
+    rd = redis_server.client()
+    with psycopg2.connect(postgres_db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO streams (name, title, owner_id, auth_version)"
+                    " SELECT 's' || lpad(i::text, 4, '0'), '', (SELECT id FROM users LIMIT 1), 0"
+                    " FROM generate_series(0, 249) i")
+    for i in range(0, 250, 7):
+        go_live(rd, f"s{i:04d}")
+
+    def mgets():
+        return rd.info("commandstats").get("cmdstat_mget", {}).get("calls", 0)
+
+    before = mgets()
+    r = api.call("GET", "/v1/streams?limit=200", token=api.admin)
+    assert r.status_code == 200, r.text
+    assert mgets() - before == 1
+    page = r.json()["streams"]
+    assert len(page) == 200
+    assert [s["name"] for s in page if s["live"]] == [f"s{i:04d}" for i in range(0, 200, 7)]
+    r = api.call("GET", "/v1/streams?limit=200&after=s0199", token=api.admin)
+    assert [s["name"] for s in r.json()["streams"] if s["live"]] == [
+        f"s{i:04d}" for i in range(203, 250, 7)]
+    assert mgets() - before == 2
+
+
+def test_streams_with_malformed_records_are_not_live(api, redis_server):
+    rd = redis_server.client()
+    for n in ("bad1", "bad2", "bad3", "good"):
+        api.create_stream(n)
+    rd.set("sluice:stream:bad1", "not json")
+    rd.set("sluice:stream:bad2", json.dumps({"name": "other"}))
+    rd.hset("sluice:stream:bad3", "name", "bad3")       # a key of the wrong type
+    go_live(rd, "good")
+    got = streams(api)
+    assert {n: s["live"] for n, s in got.items()} == {
+        "bad1": False, "bad2": False, "bad3": False, "good": True}
+    assert api.daemon.proc.poll() is None
+
+
+def test_streams_without_redis(api, redis_server):
+    """Redis down: the streams are still listed, their live state null (unknown)."""
+    api.create_stream("cam1")
+    api.create_stream("cam2")
+    go_live(redis_server.client(), "cam1")
+    assert streams(api)["cam1"]["live"] is True
+    redis_server.stop()
+    wait_for(lambda: not api.daemon.ready(), timeout=10, what="redis down in /readyz")
+    t = time.monotonic()
+    got = streams(api)
+    assert list(got) == ["cam1", "cam2"]
+    for s in list(got.values()) + [one(api, "cam1")]:
+        assert s["live"] is None and not LIVE_FIELDS & set(s), s
+        assert s["owner"] == "admin"
+    assert time.monotonic() - t < 2
+    redis_server.start()
+    wait_for(api.daemon.ready, timeout=15, what="redis back")
+    assert streams(api)["cam1"]["live"] is False   # a new, empty Redis
+
+
+def test_streams_when_redis_stalls(api, redis_server):
+    """Redis up but not answering: the read waits for the command timeout (2 s),
+    no longer, and answers with the live state unknown."""
+    rd = redis_server.client()
+    api.create_stream("cam1")
+    go_live(rd, "cam1")
+    admin = api.admin
+    rd.execute_command("CLIENT", "PAUSE", "4000", "ALL")
+    t = time.monotonic()
+    r = api.call("GET", "/v1/streams", token=admin)
+    took = time.monotonic() - t
+    assert r.status_code == 200, r.text
+    assert r.json()["streams"][0]["live"] is None
+    assert 1.5 < took < 3.5, took
+    wait_for(lambda: streams(api)["cam1"]["live"] is True, timeout=15, what="Redis back")

@@ -126,6 +126,11 @@ def test_answers_follow_the_document(api, spec, redis_server):
     call("GET", "/v1/live", token=pub)
     call("GET", "/v1/live", "/v1/live?limit=5000")
     call("GET", "/v1/live", token="bad")
+    # the live state of streams: live (cam1), and not live (alices: its record is not one)
+    rd.set("sluice:stream:alices", "not json")
+    listed = call("GET", "/v1/streams", token=admin).json()["streams"]
+    assert {s["name"]: s["live"] for s in listed} == {"alices": False, "cam1": True}
+    assert call("GET", "/v1/streams/{name}", "/v1/streams/cam1", token=admin).json()["live"]
 
     # recordings
     rec = {"stream": "cam1", "started_at": "2026-11-21T10:00:00Z", "holder_url": "http://h:8084"}
@@ -164,6 +169,9 @@ def test_answers_follow_the_document(api, spec, redis_server):
     wait_for(lambda: not api.daemon.ready(), timeout=10, what="redis down")
     call("DELETE", "/v1/streams/{name}", "/v1/streams/cam1", token=admin)
     call("GET", "/v1/live", token=admin)
+    assert call("GET", "/v1/streams", token=admin).json()["streams"][0]["live"] is None
+    one = call("GET", "/v1/streams/{name}", "/v1/streams/cam1", token=admin).json()
+    assert one["live"] is None
     redis_server.start()
     wait_for(api.daemon.ready, timeout=15, what="redis back")
     call("DELETE", "/v1/streams/{name}", "/v1/streams/cam1", token=admin)
