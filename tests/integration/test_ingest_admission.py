@@ -1,0 +1,96 @@
+"""Who sluice-ingest lets in, where the happy paths of test_ingest.py do not
+reach: a session id whose authorization fails because the api is stalled
+(SIGSTOP: the request goes unanswered until authorize-timeout) or gone
+(killed: the connection is refused). The connection is closed within a
+second or so and nothing it sent goes anywhere.
+"""
+import os
+import signal
+import subprocess
+
+from conftest import wait_for
+from ingest_fixtures import (api, api_factory, ingest, lease, relay, session,  # noqa: F401
+                             subscribe)
+from media import BIN, finish, fixture
+
+
+def probe(ingest, streamid, *args):
+    """srtprobe holding a connection in the background (see its --help)."""
+    return subprocess.Popen([str(BIN / "srtprobe")] + [str(a) for a in args] +
+                            ["--streamid", streamid, f"127.0.0.1:{ingest.srt_port}"],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def closed_after(text):
+    """srtprobe's "closed by the listener after 0.85 s": the seconds."""
+    assert text.startswith("accepted\nclosed by the listener"), text
+    return float(text.split()[-2])
+
+
+def nothing_forwarded(ingest, relay, redis_server, stream):
+    code, got, err = finish(subscribe(relay, stream, "-", wait=1))
+    assert code == 3 and got == b"" and "not_found" in err, err
+    m = ingest.daemon.metrics()
+    assert f'sluice_ingest_stream_bytes_total{{stream="{stream}"}}' not in m
+    assert lease(redis_server, stream) is None
+
+
+# --------------------------------------------------------------------------
+# A session id the api cannot authorize
+
+def session_streamid(api):
+    api.create_stream("cam1")
+    return f"#!::r=cam1,s={session(api, 'cam1')},m=publish"
+
+
+def publish(ingest, streamid):
+    """A publisher sending for up to 3 s (its authorization fails meanwhile)."""
+    return probe(ingest, streamid, "--hold", "3s", "--send", fixture("h264_aac_10s.ts"),
+                 "--rate", "3000000")
+
+
+def handshakes(ingest):
+    return ingest.metric('srt_connections_current{mode="handshake"}')
+
+
+def test_session_closed_when_the_api_stalls(api, ingest, relay, redis_server):
+    """The api is stopped (SIGSTOP): ingest's authorize call connects but is
+    never answered. The connection waits as a "handshake", what it sends
+    held, until authorize-timeout (800 ms) ends it."""
+    streamid = session_streamid(api)
+    os.kill(api.daemon.proc.pid, signal.SIGSTOP)
+    try:
+        proc = publish(ingest, streamid)
+        wait_for(lambda: handshakes(ingest) == 1, timeout=5, interval=0.02,
+                 what="the session waiting for its authorization")
+        text, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 4, text
+        assert closed_after(text) < 2.0, text
+        assert handshakes(ingest) == 0
+    finally:
+        os.kill(api.daemon.proc.pid, signal.SIGCONT)
+    m = ingest.daemon.metrics()
+    assert m.get('sluice_ingest_authorize_total{result="error"}') == 1
+    assert m.get('sluice_ingest_closed_total{reason="unauthorized"}') == 1
+    assert 'sluice_ingest_authorize_total{result="allow"}' not in m
+    assert "cannot authorize the session: timeout" in ingest.daemon.log_text()
+    nothing_forwarded(ingest, relay, redis_server, "cam1")
+
+
+def test_session_closed_when_the_api_is_gone(api, ingest, relay, redis_server):
+    """The api is killed: the authorize call is refused at once, and the
+    connection closed as soon as it may be (200 ms after accept)."""
+    streamid = session_streamid(api)
+    api.daemon.kill()
+    proc = publish(ingest, streamid)
+    text, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 4, text
+    assert closed_after(text) < 2.0, text
+    m = ingest.daemon.metrics()
+    assert m.get('sluice_ingest_authorize_total{result="error"}') == 1
+    assert m.get('sluice_ingest_closed_total{reason="unauthorized"}') == 1
+    assert m.get('srt_connections_current{mode="handshake"}', 0) == 0
+    assert "cannot authorize the session: " in ingest.daemon.log_text()
+    nothing_forwarded(ingest, relay, redis_server, "cam1")
+    assert ingest.daemon.healthy()
+
