@@ -1,16 +1,23 @@
 """Who sluice-ingest lets in, where the happy paths of test_ingest.py do not
-reach: a session id whose authorization fails because the api is stalled
-(SIGSTOP: the request goes unanswered until authorize-timeout) or gone
-(killed: the connection is refused). The connection is closed within a
-second or so and nothing it sent goes anywhere.
+reach:
+- a session id whose authorization fails because the api is stalled
+  (SIGSTOP: the request goes unanswered until authorize-timeout) or gone
+  (killed: the connection is refused): the connection is closed within a
+  second or so and nothing it sent goes anywhere;
+- the authorization table reloaded whole after every (re)subscription to
+  sluice:events, and periodically (authtable-refresh), catching a change
+  whose event was lost (here: made in PostgreSQL directly, with no event).
 """
 import os
 import signal
 import subprocess
+import time
+
+import psycopg2
 
 from conftest import wait_for
 from ingest_fixtures import (api, api_factory, ingest, lease, relay, session,  # noqa: F401
-                             subscribe)
+                             srtprobe, start_ingest, subscribe)
 from media import BIN, finish, fixture
 
 
@@ -93,4 +100,62 @@ def test_session_closed_when_the_api_is_gone(api, ingest, relay, redis_server):
     assert "cannot authorize the session: " in ingest.daemon.log_text()
     nothing_forwarded(ingest, relay, redis_server, "cam1")
     assert ingest.daemon.healthy()
+
+
+# --------------------------------------------------------------------------
+# The authorization table reloaded whole
+
+def disable_without_event(dsn, stream):
+    """What PATCH {"disabled": true} does in PostgreSQL (a new auth version),
+    without the event that would tell ingest: as if the event were lost."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("WITH v AS (UPDATE auth_state SET version = version + 1 RETURNING version)"
+                    " UPDATE streams SET disabled = true, updated_at = now(),"
+                    " auth_version = v.version FROM v WHERE name = %s", (stream,))
+        assert cur.rowcount == 1
+
+
+def loads(ingest):
+    return ingest.metric('sluice_ingest_authtable_loads_total{result="ok"}')
+
+
+def settled(ingest):
+    """The loads of the start are done: one at start, one after subscribing."""
+    wait_for(lambda: loads(ingest) >= 2, what="the table loaded after subscribing")
+    return loads(ingest)
+
+
+def test_table_reloaded_after_resubscribing(api, ingest, postgres_db, redis_server):
+    key = api.create_stream("cam1")["key"]
+    streamid = ingest.streamid("cam1", key)
+    target = f"127.0.0.1:{ingest.srt_port}"
+    before = settled(ingest)
+    assert srtprobe("--streamid", streamid, target) == (0, "accepted")
+    disable_without_event(postgres_db, "cam1")
+    assert srtprobe("--streamid", streamid, target) == (0, "accepted")   # not told
+    assert loads(ingest) == before
+    # drop every subscriber's connection: ingest subscribes again, and
+    # since events may have been lost meanwhile, reloads the table
+    killed = redis_server.client().execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    assert killed >= 1
+    wait_for(lambda: loads(ingest) > before, timeout=10, what="the table reloaded")
+    assert srtprobe("--streamid", streamid, target) == (2, "rejected 1403 forbidden")
+    assert ingest.daemon.log_text().count("redis: subscribed to sluice:events") >= 2
+
+
+def test_table_reloaded_periodically(daemons, api, postgres_db, redis_server, relay):
+    """authtable-refresh at its lowest (1s), and no change to Redis at all:
+    the change with no event is caught by the next periodic load."""
+    ing = start_ingest(daemons, api.base, redis_server.url, SLUICE_AUTHTABLE_REFRESH="1s")
+    key = api.create_stream("cam1")["key"]
+    streamid = ing.streamid("cam1", key)
+    target = f"127.0.0.1:{ing.srt_port}"
+    assert srtprobe("--streamid", streamid, target) == (0, "accepted")
+    t0 = time.monotonic()
+    disable_without_event(postgres_db, "cam1")
+    before = loads(ing)
+    wait_for(lambda: loads(ing) >= before + 2, timeout=10, what="two periodic loads")
+    assert srtprobe("--streamid", streamid, target) == (2, "rejected 1403 forbidden")
+    assert time.monotonic() - t0 < 8
+    assert ing.daemon.log_text().count("redis: subscribed to sluice:events") == 1
 
