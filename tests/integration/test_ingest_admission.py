@@ -6,7 +6,8 @@ reach:
   second or so and nothing it sent goes anywhere;
 - the authorization table reloaded whole after every (re)subscription to
   sluice:events, and periodically (authtable-refresh), catching a change
-  whose event was lost (here: made in PostgreSQL directly, with no event).
+  whose event was lost (here: made in PostgreSQL directly, with no event);
+- the connection cap (srt-max-connections): beyond it, 1402.
 """
 import os
 import signal
@@ -16,8 +17,8 @@ import time
 import psycopg2
 
 from conftest import wait_for
-from ingest_fixtures import (api, api_factory, ingest, lease, relay, session,  # noqa: F401
-                             srtprobe, start_ingest, subscribe)
+from ingest_fixtures import (api, api_factory, cut, flowing, ingest, lease,  # noqa: F401
+                             relay, session, srtprobe, start_ingest, subscribe)
 from media import BIN, finish, fixture
 
 
@@ -159,3 +160,39 @@ def test_table_reloaded_periodically(daemons, api, postgres_db, redis_server, re
     assert time.monotonic() - t0 < 8
     assert ing.daemon.log_text().count("redis: subscribed to sluice:events") == 1
 
+
+# --------------------------------------------------------------------------
+# The connection cap
+
+def test_connection_cap(daemons, api, relay, redis_server, tmp_path):
+    """srt-max-connections=2: a third caller is refused with 1402 in the
+    handshake, counted; the two go on undisturbed; once one has gone, a
+    caller gets in again."""
+    ing = start_ingest(daemons, api.base, redis_server.url, SLUICE_SRT_MAX_CONNECTIONS="2")
+    wait_for(lambda: ing.metric("sluice_ingest_relays_known") >= 1, what="a relay known")
+    keys = {name: api.create_stream(name)["key"] for name in ("cam1", "cam2", "cam3")}
+    src = cut("h264_aac_10s.ts", 6, tmp_path)
+    first = probe(ing, ing.streamid("cam1", keys["cam1"]), "--hold", "4s", "--send", src,
+                  "--rate", "3000000")
+    second = probe(ing, ing.streamid("cam2", keys["cam2"]), "--hold", "6s", "--send", src,
+                   "--rate", "3000000")
+    wait_for(lambda: flowing(ing, "cam1") and flowing(ing, "cam2"), timeout=10,
+             what="both streams at the relay")
+    third = ing.streamid("cam3", keys["cam3"])
+    target = f"127.0.0.1:{ing.srt_port}"
+    assert srtprobe("--streamid", third, target) == (2, "rejected 1402 overload")
+    assert ing.metric('sluice_ingest_rejects_total{code="1402"}') == 1
+    fed = {s: ing.metric(f'sluice_ingest_stream_bytes_total{{stream="{s}"}}')
+           for s in ("cam1", "cam2")}
+    wait_for(lambda: all(ing.metric(f'sluice_ingest_stream_bytes_total{{stream="{s}"}}')
+                         > fed[s] for s in fed), what="both streams going on")
+    out, _ = first.communicate(timeout=15)
+    assert (first.returncode, out.strip()) == (0, "accepted")      # never disturbed
+    wait_for(lambda: ing.metric('srt_connections_current{mode="publish"}') == 1,
+             what="the first gone")
+    assert srtprobe("--hold", "1s", "--send", src, "--streamid", third, target) == \
+        (0, "accepted")
+    out, _ = second.communicate(timeout=15)
+    assert (second.returncode, out.strip()) == (0, "accepted")
+    assert ing.metric('sluice_ingest_rejects_total{code="1402"}') == 1
+    assert ing.metric("srt_connections_total") == 3
