@@ -147,9 +147,10 @@ static void conn_close(struct conn *c, enum publish_stop how, const char *reason
 
 /* ---- publishing --------------------------------------------------------- */
 
-static void on_publish_failed(void *arg, const char *why)
+/* Either way another publisher has the stream: ours goes without EOS. */
+static void on_publish_failed(void *arg, enum publish_failure f, const char *why)
 {
-    conn_close(arg, PUB_REPLACED, "lease", why);
+    conn_close(arg, PUB_REPLACED, f == PF_REPLACED ? "replaced" : "lease", why);
 }
 
 static const struct publish_handler publish_handler = { on_publish_failed };

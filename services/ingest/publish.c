@@ -173,13 +173,13 @@ static void send_preroll(struct publish *p)
 static void connect_relay(struct publish *p);
 static void maybe_free(struct publish *p);
 
-static void fail(struct publish *p, const char *why)
+static void fail(struct publish *p, enum publish_failure f, const char *why)
 {
     if (p->state == PS_STOPPING)
         return;
     p->state = PS_BACKOFF;                     /* nothing more until the owner stops us */
     evtimer_del(p->retry);
-    p->h->failed(p->arg, why);
+    p->h->failed(p->arg, f, why);
 }
 
 static void backoff(struct publish *p)
@@ -209,6 +209,32 @@ static void on_accepted(void *arg)
     send_preroll(p);
 }
 
+/* The relay refused with <code> (<text>, its words). A retry cannot mend
+ * conflict (the lease is not ours) nor replaced (the relay gave the stream to
+ * another publisher, on this ingest or another; without this, we would learn
+ * it only at our next lease renewal or after a useless reconnect): the
+ * publish fails at once. Returns true then, false for a refusal worth
+ * retrying (a relay shutting down or restarting never says replaced). */
+static bool refused_for_good(struct publish *p, unsigned code, const char *text)
+{
+    char why[400];
+    if (code == SLP_E_REPLACED) {
+        snprintf(why, sizeof(why), "relay %s: another publisher took the stream over: %.100s",
+                 p->relay.addr, text);
+        ingest_count(p->ing, IM_RELAY_CONNECTS, "replaced", 1);
+        fail(p, PF_REPLACED, why);
+        return true;
+    }
+    if (code == SLP_E_CONFLICT) {
+        snprintf(why, sizeof(why), "relay %s: the publish lease is not ours: %.100s",
+                 p->relay.addr, text);
+        ingest_count(p->ing, IM_RELAY_CONNECTS, "conflict", 1);
+        fail(p, PF_LEASE, why);
+        return true;
+    }
+    return false;
+}
+
 static void on_link_closed(void *arg, enum slpclient_end end, unsigned code, const char *reason)
 {
     struct publish *p = arg;
@@ -223,16 +249,10 @@ static void on_link_closed(void *arg, enum slpclient_end end, unsigned code, con
         maybe_free(p);
         return;
     }
+    if (end == SLPCLIENT_REFUSED && refused_for_good(p, code, text))
+        return;
     bool was_live = p->state == PS_LIVE;
     const char *name = slp_error_name(code);
-    if (end == SLPCLIENT_REFUSED && code == SLP_E_CONFLICT) {
-        char why[400];
-        snprintf(why, sizeof(why), "relay %s: the publish lease is not ours: %.100s",
-                 p->relay.addr, text);
-        ingest_count(p->ing, IM_RELAY_CONNECTS, "conflict", 1);
-        fail(p, why);
-        return;
-    }
     ingest_count(p->ing, IM_RELAY_CONNECTS, was_live ? "lost" : "failed", 1);
     log_warn("publish %s: relay %s %s: %s%s%s; again in %lld ms", p->stream, p->relay.addr,
              was_live ? "link lost" : "refused or unreachable", end == SLPCLIENT_REFUSED && name ? name : "",
@@ -299,12 +319,12 @@ static void on_lease(enum leasekeep_event ev, const char *other, void *arg)
     case LK_REFUSED:
         snprintf(why, sizeof(why), "%s is published by %s (takeover is off)", p->stream,
                  other ? other : "someone else");
-        fail(p, why);
+        fail(p, PF_LEASE, why);
         return;
     case LK_LOST:
         snprintf(why, sizeof(why), "the publish lease of %s went to %s", p->stream,
                  other ? other : "someone else");
-        fail(p, why);
+        fail(p, PF_LEASE, why);
         return;
     case LK_RELEASED:
         leasekeep_free(p->lease);

@@ -7,6 +7,10 @@
  *                  +- BACKOFF <-+        the relay refused or the link broke:
  *                                        again, with backoff, maybe elsewhere
  *
+ * Except when the relay refused for good: ERROR conflict (the lease is not
+ * ours) or replaced (another publisher took the stream over): then failed()
+ * at once, no retry, since a retry could only be refused too.
+ *
  * The connection feeds MPEG-TS bytes; the annotator cuts them into MEDIA
  * frames (sluice/ts.h). While not LIVE, the frames since the latest keyframe
  * are kept (bounded by relay-buffer) and sent as soon as a relay accepts, so
@@ -36,12 +40,19 @@ struct publish_params {
     int64_t started_us;          /* wall clock when the client connected */
 };
 
+/* Why a stream cannot go on (publish_handler.failed). */
+enum publish_failure {
+    PF_LEASE,        /* the lease is not ours: refused (takeover off), found held
+                      * by another at a renewal, or the relay answered conflict */
+    PF_REPLACED,     /* the relay gave the stream to another publisher (ERROR
+                      * replaced): a takeover, typically through another ingest */
+};
+
 struct publish_handler {
-    /* The stream cannot go on: the lease went to someone else (takeover off:
-     * refused; or taken over from another ingest), or the relay said the
-     * lease is not ours. The owner closes its client, then calls
-     * publish_stop(). Called at most once, from the loop. */
-    void (*failed)(void *arg, const char *why);
+    /* The stream cannot go on, for <f>; <why> is for the log. The owner
+     * closes its client, then calls publish_stop(). Called at most once,
+     * from the loop. */
+    void (*failed)(void *arg, enum publish_failure f, const char *why);
 };
 
 enum publish_stop {
