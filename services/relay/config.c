@@ -27,6 +27,9 @@ const struct config_opt relay_opts[] = {
       "a subscriber whose queue has not emptied for this long is cut off (too_slow)" },
     { "publisher-grace", CONF_MS, OPT(publisher_grace_ms), "10s", 0, 600000,
       "how long subscribers wait for a publisher lost without EOS to come back" },
+    { "known-publisher-ttl", CONF_MS, OPT(known_publisher_ttl_ms), "1m", 0, 86400000,
+      "while Redis is down, a publisher id last seen here this recently may publish its "
+      "stream again (0: only within publisher-grace)" },
     { "max-wait", CONF_MS, OPT(max_wait_ms), "5m", 0, 3600000,
       "cap on how long a subscriber may wait for a stream to go live" },
     { "handshake-timeout", CONF_MS, OPT(handshake_timeout_ms), "10s", 100, 600000,

@@ -56,7 +56,8 @@ enum publish_verdict {
 
 /* The verdict on a PUBLISH by <id>, given the lease <answer> (<holder> for
  * LEASE_ANSWER_HOLDER) and <known>, the id of the publisher this relay has
- * for the stream (live, or lost and within its grace), or NULL. */
+ * for the stream (live, or lost and within its grace) or else the one it
+ * last saw publishing it within known-publisher-ttl (known.h), or NULL. */
 enum publish_verdict publish_decide(enum lease_answer answer, const char *holder,
                                     const char *id, const char *known);
 

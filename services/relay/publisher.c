@@ -7,6 +7,7 @@
 
 #include "chunk.h"
 #include "conn.h"
+#include "known.h"
 #include "registry.h"
 #include "stream.h"
 #include "sluice/clock.h"
@@ -40,6 +41,18 @@ static void refuse(struct conn *c, enum publish_verdict v, enum lease_answer a,
         conn_error(c, SLP_E_CONFLICT, "nobody holds the publish lease of %s", name);
 }
 
+/* The publisher id this relay knows for <name>: <current>, its stream's
+ * (live, or lost within the grace), or else the last one seen publishing it
+ * here within known-publisher-ttl. A lease answer <a> from Redis overrules
+ * the latter first. */
+static const char *known_for(struct relay *r, const char *name, const char *current,
+                             enum lease_answer a, const char *holder, int64_t now)
+{
+    if (a != LEASE_ANSWER_ERROR)
+        known_overruled(&r->known, name, a == LEASE_ANSWER_HOLDER ? holder : NULL);
+    return current != NULL ? current : known_get(&r->known, name, now);
+}
+
 /* The lease answer is in (or Redis is down): accept or refuse. */
 static void decide(struct conn *c, enum lease_answer a, const char *holder)
 {
@@ -50,8 +63,10 @@ static void decide(struct conn *c, enum lease_answer a, const char *holder)
     if (c->state != CONN_DECIDING || slp_decode(pub->buf.data, pub->buf.len, &f) != SLP_OK)
         return;
     snprintf(name, sizeof(name), "%.*s", (int)f.publish.name.len, f.publish.name.p);
+    int64_t now = clock_mono_ms();
     struct stream *s = stream_find(r, name, strlen(name));
-    const char *known = s != NULL && s->state != STREAM_IDLE ? s->publisher_id : NULL;
+    const char *current = s != NULL && s->state != STREAM_IDLE ? s->publisher_id : NULL;
+    const char *known = known_for(r, name, current, a, holder, now);
     enum publish_verdict v = publish_decide(a, holder, c->pub.id, known);
     if (v != PUBLISH_ACCEPT) {
         refuse(c, v, a, holder, name);
@@ -62,8 +77,8 @@ static void decide(struct conn *c, enum lease_answer a, const char *holder)
         return;
     }
     if (a == LEASE_ANSWER_ERROR)
-        log_warn("stream %s: Redis unreachable: accepting publisher %s, which it had", name,
-                 c->pub.id);
+        log_warn("stream %s: Redis unreachable: accepting publisher %s, %s", name, c->pub.id,
+                 current ? "which it had" : "the last one seen publishing it here");
     if (s == NULL && (s = stream_get(r, name, strlen(name))) == NULL) {
         conn_error(c, SLP_E_INTERNAL, "out of memory");
         return;
@@ -76,7 +91,9 @@ static void decide(struct conn *c, enum lease_answer a, const char *holder)
     slp_session_accepted(&c->sess);
     conn_set_state(c, CONN_PUBLISHING);
     c->deadline_ms = 0;
-    stream_set_publisher(s, c, publisher_change(known, c->pub.id));
+    if (known_seen(&r->known, name, c->pub.id, now) == -1)
+        log_warn("stream %s: known publishers: out of memory", name);
+    stream_set_publisher(s, c, publisher_change(current, c->pub.id));
 }
 
 static void on_lease(enum lease_answer a, const char *holder, void *arg)
@@ -143,6 +160,7 @@ void publisher_eos(struct conn *c, const struct slp_frame *f)
     log_info("conn %llu: publisher %s sent EOS %s: %s", (unsigned long long)c->id, c->pub.id,
              reason ? reason : "?", text);
     if (s != NULL) {
+        known_forget(&c->relay->known, s->name);    /* it ended on purpose */
         stream_take_publisher(s);
         stream_end(s, f, reason ? reason : "ended");
     }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "gop.h"
+#include "known.h"
 #include "outq.h"
 #include "policy.h"
 #include "sluice/names.h"
@@ -43,6 +44,7 @@ struct relay_config {
     int64_t gop_cache_max;        /* bytes of GOP cache per stream */
     int64_t slow_timeout_ms;      /* a queue that never empties for this long: too_slow */
     int64_t publisher_grace_ms;   /* how long a lost publisher may take to come back */
+    int64_t known_publisher_ttl_ms; /* Redis down: a publisher seen this recently may publish */
     int64_t max_wait_ms;          /* cap on SUBSCRIBE wait_ms */
     int64_t handshake_timeout_ms; /* HELLO, then the request, each within this */
     int64_t idle_timeout_ms;      /* nothing received for this long: timeout */
@@ -154,6 +156,7 @@ struct relay {
     char advertise[300];          /* host:port for sluice:stream and sluice:relay */
     struct stream **bucket;       /* stream table: chained, power-of-two size */
     unsigned nbuckets, nstreams;
+    struct known known;           /* the last publisher of each name, for Redis outages */
     struct conn *conns;           /* open connections */
     struct conn *dead;            /* closed ones, freed by the reaper */
     struct event *reaper;         /* frees the dead after the current callback */

@@ -13,6 +13,7 @@
 #include <event2/listener.h>
 
 #include "conn.h"
+#include "known.h"
 #include "registry.h"
 #include "status.h"
 #include "stream.h"
@@ -136,6 +137,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         conn_tick(c, now);
     }
     stream_foreach(r, tick_stream, &now);
+    known_expire(&r->known, now);
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
@@ -153,6 +155,8 @@ struct relay *relay_new(struct daemon *d, const struct relay_config *cfg)
     r->d = d;
     r->cfg = cfg;
     raise_nofile(cfg);
+    /* a name per connection the relay may have: as many as can publish at once */
+    known_init(&r->known, (size_t)cfg->max_connections, cfg->known_publisher_ttl_ms);
     struct redis_options ro = { .url = d->common.redis_url };
     r->tick = event_new(d->base, -1, EV_PERSIST, on_tick, r);
     r->reaper = event_new(d->base, -1, 0, on_reap, r);
@@ -216,6 +220,7 @@ void relay_free(struct relay *r)
         redis_free(r->redis);     /* callbacks run "cancelled" */
     registry_free(r->reg);
     stream_free_all(r);
+    known_fini(&r->known);
     if (r->listener != NULL)
         evconnlistener_free(r->listener);
     if (r->tick != NULL)

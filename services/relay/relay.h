@@ -12,7 +12,7 @@
  *   stream.c      the stream table and each stream's life
  *   registry.c    Redis: lease lookups, records, events
  *   status.c      metrics and the admin routes (GET /v1/streams)
- *   chunk.c outq.c gop.c policy.c   the pure parts, unit-tested
+ *   chunk.c outq.c gop.c policy.c known.c   the pure parts, unit-tested
  */
 #ifndef RELAY_H
 #define RELAY_H

@@ -7,6 +7,7 @@
 
 #include "chunk.h"
 #include "conn.h"
+#include "known.h"
 #include "registry.h"
 #include "subscriber.h"
 #include "sluice/clock.h"
@@ -264,6 +265,8 @@ void stream_publisher_lost(struct stream *s, const char *why)
         return;
     s->state = STREAM_LOST;
     s->lost_ms = clock_mono_ms();
+    if (known_seen(&s->relay->known, s->name, s->publisher_id, s->lost_ms) == -1)
+        log_warn("stream %s: known publishers: out of memory", s->name);
     s->keyed = false;
     gop_clear(&s->gop);
     log_warn("stream %s: publisher %s%s%s lost (%s); waiting up to %lld ms for it",
@@ -282,6 +285,7 @@ void stream_lease_moved(struct relay *r, const char *name, const char *publisher
     char why[SLP_ID_MAX + 32];
     snprintf(why, sizeof(why), "the lease passed to %s", holder);
     stream_publisher_lost(s, why);
+    known_overruled(&r->known, name, holder);
     if (c != NULL)
         conn_error(c, SLP_E_REPLACED, "the lease of %s passed to %s", s->name, holder);
 }

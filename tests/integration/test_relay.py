@@ -136,6 +136,34 @@ def test_eos_reason_is_forwarded(relay, redis_server):
     assert frames[-1].type == w.EOS and frames[-1].reason == 4 and frames[-1].text == b"key rotated"
 
 
+@pytest.mark.parametrize("version", [2, 255])
+def test_a_client_of_a_later_version_goes_on_in_version_1(relay, redis_server, version):
+    """proto/SLP.md section 5: a client that speaks up to a later version says
+    so in its HELLO (still a v1 frame); the relay answers with its HELLO
+    stating 1, and the session goes on in version 1: the SUBSCRIBE and the
+    PUBLISH are accepted and media flows. (slpwire reads v1 headers only, so
+    every frame the relay sends is checked to be version 1 too.)"""
+    lease(redis_server, STREAM, "pub-1")
+    sub = Client(relay)
+    sub.send(w.hello(w.ROLE_SUBSCRIBER, "sub-later", "later/9", version=version)
+             + w.subscribe(STREAM, w.START_KEYFRAME, 10000))
+    hello = sub.expect(w.HELLO, role=w.ROLE_RELAY, version=1)
+    assert hello.raw[4] == 1                              # the header's version byte
+    sub.expect(w.ACCEPT, request=w.SUBSCRIBE)
+    col = Collector(sub)
+    pub = Client(relay)
+    pub.send(w.hello(w.ROLE_PUBLISHER, "pub-later", "later/9", version=version)
+             + w.publish(STREAM, "pub-1"))
+    pub.expect(w.HELLO, role=w.ROLE_RELAY, version=1)
+    pub.expect(w.ACCEPT, request=w.PUBLISH)
+    pub.send(w.media(ts_packets(4), w.F_KEYFRAME, 0, 1) + w.media(ts_packets(2), 0, -1, 2)
+             + w.eos(1, "done"))
+    frames = col.wait()
+    assert [f.type for f in frames] == [w.PUBLISH, w.MEDIA, w.MEDIA, w.EOS]
+    assert frames[1].ts == ts_packets(4) and frames[2].ts == ts_packets(2)
+    assert pub.recv() is None                             # the relay closes after EOS
+    assert metric(relay, "sluice_relay_errors_sent_total") == 0
+
 # --------------------------------------------------------------------------
 # Malformed frames: an ERROR with the decoder's code, the connection closed,
 # and nobody else affected.

@@ -2,7 +2,8 @@
 holder dropping and reconnecting, a half-open connection replaced, a
 takeover by a new lease holder (announced by a PUBLISH, or found in Redis at
 a heartbeat), a publisher that never comes back, and Redis down when a
-publisher reconnects."""
+publisher reconnects, within the grace or after it (the relay remembers the
+last publisher of each name, until Redis says otherwise)."""
 import time
 
 import pytest
@@ -173,3 +174,69 @@ def test_redis_down_known_publisher_may_reconnect(relay, redis_server):
     wait_for(lambda: r.get(f"sluice:stream:{STREAM}"), timeout=10, what="the record back")
     again.send(w.eos(1))
     assert col.wait()[-1].type == w.EOS
+
+
+def test_redis_down_known_publisher_comes_back_after_the_grace(relay, redis_server, tmp_path):
+    """Issue 4: "While Redis is unreachable, a publisher id the relay already
+    knows may reconnect", even once its stream has ended here (its link was
+    down longer than publisher-grace, 3 s): the relay remembers the last
+    publisher of each name for known-publisher-ttl (1 min). Another id is
+    still refused, and an EOS ends what the relay knows."""
+    lease(redis_server, STREAM, "ingest-1/7")
+    pub = raw_publisher(relay, STREAM, "ingest-1/7")
+    col = Collector(raw_subscriber(relay, STREAM))
+    pub.send(gop(0))
+    wait_for(lambda: len(media_of(col.frames)) == 3, what="the first GOP")
+    redis_server.stop()
+    wait_for(lambda: not relay.ready(), what="the relay to notice Redis is gone")
+    pub.close()                                               # its link goes down...
+    assert col.wait()[-1].type == w.EOS and col.frames[-1].reason == 2      # publisher_lost
+    wait_for(lambda: stream_info(relay, STREAM) is None, what="the stream gone")
+    # ...for longer than the grace; another id is not known, and cannot be checked
+    c = Client(relay)
+    c.send(w.hello(w.ROLE_PUBLISHER, "t") + w.publish(STREAM, "ingest-2/3"))
+    f = c.expect_error("unavailable")
+    assert f.text == (b"cannot check the publish lease of cam1 (Redis unreachable) and "
+                      b"publisher ingest-2/3 is not known here")
+    # the known one comes back: a real file, decoded whole by a new subscriber
+    out = tmp_path / "out.ts"
+    sub = subscribe(relay, STREAM, out, "--wait", "10")
+    wait_for(lambda: (stream_info(relay, STREAM) or {}).get("subscriber_count") == 1,
+             what="the subscriber waiting")
+    again = publish(relay, STREAM, "ingest-1/7", fixture("h264_aac_10s.ts"), "--fast")
+    code, _, err = finish(again)
+    assert code == 0, err
+    code, _, err = finish(sub)
+    assert code == 0, err
+    assert "stream is live: publisher ingest-1/7" in err and "end of stream: ended" in err
+    assert first_video_frame(out) == (1, "I")
+    assert decode_errors(out) == []
+    assert ("stream cam1: Redis unreachable: accepting publisher ingest-1/7, the last one "
+            "seen publishing it here") in relay.log_text()
+    # it ended the stream with EOS: not known any more
+    c = Client(relay)
+    c.send(w.hello(w.ROLE_PUBLISHER, "t") + w.publish(STREAM, "ingest-1/7"))
+    c.expect_error("unavailable")
+    redis_server.start()
+    wait_for(relay.ready, timeout=10, what="the relay to see Redis again")
+
+
+def test_a_lease_answer_overrules_what_the_relay_remembers(relay, redis_server):
+    """Once Redis has said that the lease of a name is someone else's, the
+    relay no longer counts its last publisher as known for the next outage."""
+    lease(redis_server, STREAM, "ingest-1/7")
+    pub = raw_publisher(relay, STREAM, "ingest-1/7")
+    pub.send(gop(0))
+    pub.close()
+    wait_for(lambda: stream_info(relay, STREAM) is None, what="the grace to run out")
+    lease(redis_server, STREAM, "ingest-2/3")
+    c = Client(relay)
+    c.send(w.hello(w.ROLE_PUBLISHER, "t") + w.publish(STREAM, "ingest-1/7"))
+    assert c.expect_error("conflict").text == b"lease of cam1 held by ingest-2/3"
+    redis_server.stop()
+    wait_for(lambda: not relay.ready(), what="the relay to notice Redis is gone")
+    c = Client(relay)
+    c.send(w.hello(w.ROLE_PUBLISHER, "t") + w.publish(STREAM, "ingest-1/7"))
+    c.expect_error("unavailable")
+    redis_server.start()
+    wait_for(relay.ready, timeout=10, what="the relay to see Redis again")

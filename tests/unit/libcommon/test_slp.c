@@ -828,6 +828,49 @@ static void test_session_client_side(void **state)
     expect_session(&s, fr(SLP_PING), SLP_E_NONE);
 }
 
+/* proto/SLP.md section 5: a peer of a later version still opens with a
+ * version 1 header and the v1 HELLO body, stating its highest version in the
+ * body. A v1 side decodes that HELLO, lets the handshake go on, and from then
+ * on both use min(theirs, 1) = 1: a frame with another header version is
+ * still refused. (What the relay answers is tests/integration/test_relay.py.) */
+static void test_hello_from_a_later_version(void **state)
+{
+    (void)state;
+    static const uint8_t versions[] = { 2, 3, 0xff };
+    for (size_t i = 0; i < sizeof(versions); i++) {
+        uint8_t v = versions[i];
+        struct slp_frame in = { .type = SLP_HELLO,
+                                .hello = { SLP_ROLE_PUBLISHER, v, S("ingest-9"),
+                                           S("sluice-ingest/9.0") } };
+        size_t len;
+        uint8_t *b = encode_exact(&in, &len);
+        assert_int_equal(b[4], 1);                          /* the header: version 1 */
+        assert_int_equal(b[SLP_HEADER_LEN + 1], v);         /* the body: up to v */
+        struct slp_frame out;
+        assert_int_equal(slp_decode(b, len, &out), SLP_OK);
+        assert_int_equal(out.version, SLP_VERSION);
+        assert_int_equal(out.hello.version, v);
+        assert_frames_equal(&in, &out);
+        free(b);
+
+        struct slp_session s;                               /* a relay hears it */
+        slp_session_init(&s, true, 0);
+        expect_session(&s, out, SLP_E_NONE);
+        expect_session(&s, fr(SLP_PUBLISH), SLP_E_NONE);
+        slp_session_accepted(&s);
+        expect_session(&s, fr(SLP_MEDIA), SLP_E_NONE);
+
+        out.hello.role = SLP_ROLE_RELAY;                    /* a client hears a later relay */
+        slp_session_init(&s, false, SLP_ROLE_SUBSCRIBER);
+        expect_session(&s, out, SLP_E_NONE);
+        expect_session(&s, accept_of(SLP_SUBSCRIBE), SLP_E_NONE);
+
+        uint8_t h[SLP_HEADER_LEN + 8] = { 0 };              /* but version 1 is in use */
+        put_header(h, 8, v, SLP_PING);
+        expect_invalid(h, sizeof(h), SLP_E_UNSUPPORTED_VERSION);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -848,6 +891,7 @@ int main(void)
         cmocka_unit_test(test_random_input),
         cmocka_unit_test(test_session_relay_side),
         cmocka_unit_test(test_session_client_side),
+        cmocka_unit_test(test_hello_from_a_later_version),
     };
     return cmocka_run_group_tests(tests, setup_examples, NULL);
 }
