@@ -61,7 +61,9 @@ static void load_failed(struct authsync *a, const char *why)
     a->retry_ms = a->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : a->retry_ms * 2;
 }
 
-static void install(struct authsync *a, struct authtable *loaded, size_t skipped)
+/* <since_us>: when the load's answer came (clock_mono_us). */
+static void install(struct authsync *a, struct authtable *loaded, size_t skipped,
+                    int64_t since_us)
 {
     struct ingest *ing = a->ing;
     struct authtable *t = authtable_merge(loaded, gate_table(ing->gate));
@@ -76,7 +78,7 @@ static void install(struct authsync *a, struct authtable *loaded, size_t skipped
         log_warn("auth: %zu entries of the authtable break the contract and were skipped",
                  skipped);
     gate_set_table(ing->gate, t);
-    ingest_recheck(ing);             /* events missed meanwhile may revoke some */
+    ingest_recheck(ing, since_us);   /* events missed meanwhile may revoke some */
     a->loaded = true;
     a->retry_ms = RETRY_MIN_MS;
     snprintf(a->status, sizeof(a->status), "ok");
@@ -86,6 +88,7 @@ static void install(struct authsync *a, struct authtable *loaded, size_t skipped
 
 static void on_loaded(const struct httpc_response *r, void *arg)
 {
+    int64_t since_us = clock_mono_us();   /* a revocation's clock starts here */
     struct load *l = arg;
     struct authsync *a = l->a;
     free(l);
@@ -109,7 +112,7 @@ static void on_loaded(const struct httpc_response *r, void *arg)
         if (t == NULL)
             load_failed(a, err);
         else
-            install(a, t, skipped);
+            install(a, t, skipped, since_us);
     }
     json_decref(doc);
     if (a->again) {
@@ -168,6 +171,7 @@ static void started(struct ingest *ing, const json_t *doc)
 static void on_message(const char *channel, const char *msg, size_t len, void *arg)
 {
     (void)channel;
+    int64_t since_us = clock_mono_us();   /* a revocation's clock starts here */
     struct authsync *a = arg;
     struct ingest *ing = a->ing;
     char err[128];
@@ -187,7 +191,7 @@ static void on_message(const char *channel, const char *msg, size_t len, void *a
                  (long long)ev.version);
         /* a new key, a deletion, disabling, a new passphrase: the stream's
          * connections that the new entry no longer admits go */
-        ingest_recheck(ing);
+        ingest_recheck(ing, since_us);
         return;
     }
     case AE_STALE:

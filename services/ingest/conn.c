@@ -48,6 +48,7 @@ struct conn {
     struct publish *pub;
     struct viewer *view;
     bool live_added;             /* counted in the gate's live names */
+    int64_t revoked_us;          /* when the change that revoked it came (mono), or 0 */
     struct metric_series *series[NSERIES];
 };
 
@@ -390,10 +391,24 @@ static void on_stats(void *user, const struct srtsrv_stats *st)
     }
 }
 
-static void on_closed(void *user, enum srtsrv_end end)
+/* A revoked connection's socket is closed: how long that took since the
+ * change reached ingest is what the issue bounds (a second), measured here
+ * rather than only by the clients, whose clocks include their own polling. */
+static void note_revoked(struct conn *c, int64_t closed_us)
+{
+    double secs = (double)(closed_us - c->revoked_us) / 1e6;
+    const char *mode = streamid_mode_name(c->mode);
+    metric_observe(metric_at(c->ing->m[IM_REVOKE_SECONDS], mode), secs);
+    log_info("%s %s (%s %s): closed %.0f ms after the revocation reached ingest", c->protocol,
+             c->id, mode, c->stream, secs * 1e3);
+}
+
+static void on_closed(void *user, enum srtsrv_end end, int64_t closed_us)
 {
     struct conn *c = user;
     c->srt = NULL;
+    if (c->revoked_us != 0)
+        note_revoked(c, closed_us);
     if (c->state != CS_CLOSING) {
         const char *how = end == SRTSRV_LOST ? "lost (silent until the idle timeout)"
                                              : "closed by the client";
@@ -450,7 +465,7 @@ void conn_count_modes(const struct ingest *ing, unsigned counts[3])
     }
 }
 
-void conn_recheck(struct ingest *ing)
+void conn_recheck(struct ingest *ing, int64_t since_us)
 {
     const struct authtable *t = gate_table(ing->gate);
     struct conn *c = ing->conns;
@@ -459,8 +474,10 @@ void conn_recheck(struct ingest *ing)
         const char *why = c->state != CS_CLOSING
                               ? authtable_revokes(&c->admitted, authtable_find(t, c->stream))
                               : NULL;
-        if (why != NULL)
+        if (why != NULL) {
+            c->revoked_us = since_us;
             conn_close(c, PUB_REVOKED, "revoked", why);
+        }
         c = next;
     }
 }

@@ -35,10 +35,12 @@ enum conn_mode { CONN_HANDSHAKE, CONN_REQUEST, CONN_PUBLISH };
 /* Counts connections by what they do now, for srt_connections_current. */
 void conn_count_modes(const struct ingest *ing, unsigned counts[3]);
 
-/* The table changed: closes every connection that its stream's entry no
- * longer admits (authtable_revokes); a publisher's stream ends with EOS
- * revoked. */
-void conn_recheck(struct ingest *ing);
+/* The table changed (the change reached ingest at <since_us>, monotonic):
+ * closes every connection that its stream's entry no longer admits
+ * (authtable_revokes); a publisher's stream ends with EOS revoked. When the
+ * SRT socket is closed, the time since <since_us> goes to
+ * sluice_ingest_revoke_seconds and the log. */
+void conn_recheck(struct ingest *ing, int64_t since_us);
 
 /* Ingest is stopping: every connection ends, publishers with EOS shutdown. */
 void conn_close_all(struct ingest *ing);

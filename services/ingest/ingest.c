@@ -124,6 +124,10 @@ static const struct metric_def ingest_metric_defs[] = {
     [IM_VIEWER_SUBSCRIBES] = { "sluice_ingest_viewer_subscriptions_total", METRIC_COUNTER,
                                "Viewer subscriptions at relays, by outcome: accepted, "
                                "not_found, failed, lost, ended, moved", { "result" } },
+    [IM_REVOKE_SECONDS] = { "sluice_ingest_revoke_seconds", METRIC_HISTOGRAM,
+                            "From an auth change reaching ingest (an event on sluice:events, "
+                            "a table load) to the SRT close of each connection it revoked",
+                            { "mode" } },
     [IM_COUNT] = { NULL },
 };
 
@@ -134,9 +138,9 @@ void ingest_count(struct ingest *ing, enum ingest_metric m, const char *label, d
     metric_add(label ? metric_at(ing->m[m], label) : metric_at(ing->m[m]), v);
 }
 
-void ingest_recheck(struct ingest *ing)
+void ingest_recheck(struct ingest *ing, int64_t since_us)
 {
-    conn_recheck(ing);
+    conn_recheck(ing, since_us);
 }
 
 static void on_collect(void *arg)

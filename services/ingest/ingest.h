@@ -83,7 +83,7 @@ enum ingest_metric {
     IM_RELAY_LINKS, IM_RELAY_CONNECTS, IM_RELAYS_KNOWN, IM_REDIS_UP,
     IM_HANDOFFS, IM_CHUNKS, IM_SRT_DROPPED, IM_SENT_MSGS, IM_SEND_WAKES,
     IM_VIEWERS, IM_VIEWER_STATES, IM_VIEWER_BYTES, IM_VIEWER_DROPPED, IM_VIEWER_GAPS,
-    IM_VIEWER_SUBSCRIBES,
+    IM_VIEWER_SUBSCRIBES, IM_REVOKE_SECONDS,
     IM_COUNT
 };
 
@@ -121,7 +121,9 @@ void ingest_free(struct ingest *ing);
 void ingest_count(struct ingest *ing, enum ingest_metric m, const char *label, double v);
 
 /* The authorization table changed (an event, a full load): connections it
- * no longer admits are disconnected, publishers and viewers (conn.c). */
-void ingest_recheck(struct ingest *ing);
+ * no longer admits are disconnected, publishers and viewers (conn.c).
+ * <since_us>: when the change reached ingest (clock_mono_us), from which
+ * sluice_ingest_revoke_seconds counts. */
+void ingest_recheck(struct ingest *ing, int64_t since_us);
 
 #endif

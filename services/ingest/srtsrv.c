@@ -235,6 +235,7 @@ static void end_conn(struct srtsrv *s, struct srtsrv_conn *c, enum srtsrv_end en
     srtsrv_forget_sends(s, c);
     srt_epoll_remove_usock(s->eid, c->sock);
     srt_close(c->sock);
+    int64_t closed_us = clock_mono_us();   /* for sluice_ingest_revoke_seconds */
     srtsrv_map_del(&s->map, c->sock);
     atomic_fetch_sub(&s->nconns, 1);
     for (unsigned i = 0; c->dirty && i < s->ndirty; i++) {
@@ -261,7 +262,8 @@ static void end_conn(struct srtsrv *s, struct srtsrv_conn *c, enum srtsrv_end en
         log_error("srt: out of memory closing a connection");
         abort();
     }
-    e->end = end;
+    e->closed.end = end;
+    e->closed.at_us = closed_us;
     out(s, e);
 }
 
@@ -646,7 +648,7 @@ static void dispatch(struct srtsrv *s, struct ev *e)
         return;
     case QE_CLOSED:
         if (c->user != NULL)
-            s->h->closed(c->user, e->end);
+            s->h->closed(c->user, e->closed.end, e->closed.at_us);
         free(c);
         return;
     case QE_REJECTED: {

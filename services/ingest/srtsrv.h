@@ -101,8 +101,10 @@ struct srtsrv_handler {
      * <buf> is valid during the call only. */
     void (*data)(void *user, const uint8_t *buf, size_t len, int64_t wall_us);
     void (*stats)(void *user, const struct srtsrv_stats *st);
-    /* The connection is gone; its handle is invalid once this returns. */
-    void (*closed)(void *user, enum srtsrv_end end);
+    /* The connection is gone; its handle is invalid once this returns.
+     * <closed_us>: when the SRT thread closed the socket (clock_mono_us),
+     * up to a turn of that thread before this call. */
+    void (*closed)(void *user, enum srtsrv_end end, int64_t closed_us);
     /* A handshake the gate refused (for the log and the metrics). */
     void (*rejected)(const struct srtsrv_reject *r, void *arg);
 };

@@ -44,7 +44,7 @@ struct ev {
     union {
         struct { size_t len; int64_t wall_us; int64_t first_ms; } data;
         struct srtsrv_stats stats;
-        enum srtsrv_end end;
+        struct { enum srtsrv_end end; int64_t at_us; } closed;
         struct {
             int code;
             const char *why;
