@@ -21,9 +21,11 @@ static const struct config_opt discovery_opts[] = {
         "admin HTTP listen address (/metrics, /healthz, /readyz)"),
     OPT("dir", CONF_STR, dir, "/var/lib/sluice/hls", 1, 0,
         "the origin directory hls writes (origin.json, live/<name>/index.m3u8)"),
-    OPT("ttl", CONF_MS, ttl_ms, "10s", 1000, 3600000,
-        "TTL of sluice:origin:<name>, renewed each time the playlist is replaced "
-        "(keep it several target durations long)"),
+    OPT("ttl", CONF_MS, ttl_ms, "20s", 1000, 3600000,
+        "TTL of sluice:origin:<name>, renewed each time the playlist is replaced; keep it "
+        "above hls's lease-ttl + 2 x target duration + a margin of one more target duration "
+        "and a second, so that the key outlives an origin failover (20s for hls's defaults, "
+        "10s + 2 x 2s + 3s)"),
     OPT("retry", CONF_MS, retry_ms, "2s", 100, 600000,
         "how often to retry while the directory or origin.json is unusable"),
     OPT("redis-timeout", CONF_MS, redis_timeout_ms, "1s", 50, 60000,

@@ -48,6 +48,7 @@ struct edge_config {
     int64_t route_stale_ms;
     int64_t route_lookup_timeout_ms;
     int64_t route_grace_ms;
+    int64_t route_vanish_grace_ms;
     int64_t max_routes;
     int64_t redis_timeout_ms;
     int64_t origin_timeout_ms;

@@ -144,6 +144,9 @@ static void store(struct flight *f, const struct httpc_response *resp, int statu
             target = -1;
         fresh = now + edge_playlist_ttl(cfg, target);
         stale = fresh + cfg->stale_if_error_ms;
+        if (f->obj.ns == NS_LIVE && target != -1)   /* a media playlist: live or ended? */
+            routes_playlist_seen(e->routes, f->obj.name,
+                                 playlist_ended((const char *)b->buf.data, b->buf.len));
     } else {
         fresh = stale = CACHE_FOREVER;
     }

@@ -68,6 +68,10 @@ static const struct config_opt edge_opts[] = {
     OPT("route-grace", CONF_MS, route_grace_ms, "10s", 0, 600000,
         "after Redis comes (back) up, how long a missing key does not override a "
         "remembered route (discovery needs a moment to write its keys again)"),
+    OPT("route-vanish-grace", CONF_MS, route_vanish_grace_ms, "15s", 0, 600000,
+        "when a live stream's key vanishes (its last playlist had no EXT-X-ENDLIST: an "
+        "origin failover), how long its last route and cached playlist are still used "
+        "rather than answering 404 (0: never)"),
     OPT("max-routes", CONF_INT, max_routes, "10000", 16, 10000000,
         "streams and recordings remembered"),
     OPT("redis-timeout", CONF_MS, redis_timeout_ms, "1s", 50, 60000,
@@ -196,7 +200,7 @@ static int edge_parts(struct edge *e, struct daemon *d, const struct edge_config
         .ttl_ms = cfg->route_ttl_ms, .stale_ms = cfg->route_stale_ms,
         .lookup_timeout_ms = cfg->route_lookup_timeout_ms,
         .negative_ttl_ms = cfg->negative_ttl_ms, .grace_ms = cfg->route_grace_ms,
-        .max_routes = (size_t)cfg->max_routes,
+        .vanish_grace_ms = cfg->route_vanish_grace_ms, .max_routes = (size_t)cfg->max_routes,
     };
     struct origin_options oo = {
         .timeout_ms = cfg->origin_timeout_ms, .connections = (unsigned)cfg->origin_connections,

@@ -47,6 +47,21 @@ static int parse_value(const char *p, const char *end, int64_t *ms)
     return 0;
 }
 
+static const char ENDLIST[] = "#EXT-X-ENDLIST";
+#define ENDLIST_LEN (sizeof(ENDLIST) - 1)
+
+/* True if the line from <p> to <eol> is <tag> followed by blanks only. */
+static bool line_is(const char *p, const char *eol, const char *tag, size_t tag_len)
+{
+    if ((size_t)(eol - p) < tag_len || memcmp(p, tag, tag_len) != 0)
+        return false;
+    for (p += tag_len; p < eol; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r')
+            return false;
+    }
+    return true;
+}
+
 int playlist_target_duration(const char *buf, size_t len, int64_t *ms)
 {
     const char *p = buf, *end = buf + len;
@@ -59,4 +74,18 @@ int playlist_target_duration(const char *buf, size_t len, int64_t *ms)
         p = eol + 1;
     }
     return -1;
+}
+
+bool playlist_ended(const char *buf, size_t len)
+{
+    const char *p = buf, *end = buf + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        if (line_is(p, eol, ENDLIST, ENDLIST_LEN))
+            return true;
+        p = eol + 1;
+    }
+    return false;
 }

@@ -1,9 +1,12 @@
-/* What the edge reads in a playlist: only its target duration (RFC 8216
+/* What the edge reads in a playlist: its target duration (RFC 8216
  * 4.3.3.1, "#EXT-X-TARGETDURATION:<s>"), which sets how long the edge may keep
- * it. A pure function over the bytes the origin sent. */
+ * it, and whether it ended (4.3.3.4, "#EXT-X-ENDLIST"), which says whether a
+ * stream whose route vanished was still live. Pure functions over the bytes
+ * the origin sent. */
 #ifndef SLUICE_EDGE_PLAYLIST_H
 #define SLUICE_EDGE_PLAYLIST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,5 +18,9 @@
  * Returns 0, or -1 when there is none (a master playlist) or its value is
  * malformed, zero, or above PLAYLIST_TARGET_MAX_S. */
 int playlist_target_duration(const char *buf, size_t len, int64_t *ms);
+
+/* True if a line of the <len> bytes at <buf> is the EXT-X-ENDLIST tag (blanks
+ * and a CR before its end allowed): no more segments will be added. */
+bool playlist_ended(const char *buf, size_t len);
 
 #endif

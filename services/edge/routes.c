@@ -37,6 +37,9 @@ struct route {
     bool overdue;                   /* ... and its waiters were answered anyway */
     bool suspect;                   /* the origin failed: ask Redis before reuse */
     bool bad_logged;
+    int64_t live_at;                /* a media playlist without EXT-X-ENDLIST came (ms) */
+    int64_t held_until;             /* the key vanished while live: held until then */
+    int64_t held_checked;           /* ... and Redis last said so then */
     struct event *timer;            /* the lookup timeout */
     struct waiter *waiters;
 };
@@ -181,6 +184,22 @@ static void answer_fallback(struct routes *rt, struct route *r, const char *why)
     }
 }
 
+/* Whether <r>, whose key Redis just said is gone, is to be held (routes.h):
+ * the hold starts at the first such answer after a live playlist came less
+ * than <vanish_grace> ago, and lasts <vanish_grace>. */
+static bool held(struct routes *rt, struct route *r, int64_t now)
+{
+    if (r->held_until == 0) {
+        if (!r->url[0] || rt->o.vanish_grace_ms <= 0 || r->live_at == 0 ||
+            now - r->live_at >= rt->o.vanish_grace_ms)
+            return false;
+        r->held_until = now + rt->o.vanish_grace_ms;
+        log_warn("%s: no longer in Redis while live (was %s): kept for %lld ms "
+                 "(an origin failover?)", r->key, r->url, (long long)rt->o.vanish_grace_ms);
+    }
+    return now < r->held_until;
+}
+
 static void on_nil(struct routes *rt, struct route *r, int64_t now)
 {
     /* Redis came back (empty, if it restarted) less than <grace> ago and this
@@ -193,10 +212,18 @@ static void on_nil(struct routes *rt, struct route *r, int64_t now)
         answer(r, &(struct route_result){ ROUTE_FOUND, r->url, .remembered = true });
         return;
     }
+    if (held(rt, r, now)) {
+        r->held_checked = now;
+        r->suspect = false;
+        count(rt, RL_HELD);
+        answer(r, &(struct route_result){ ROUTE_FOUND, r->url, .remembered = true });
+        return;
+    }
     if (r->url[0])
         log_info("%s: no longer in Redis (was %s)", r->key, r->url);
     r->url[0] = '\0';
     r->suspect = false;
+    r->live_at = r->held_until = 0;
     r->absent_until = now + rt->o.negative_ttl_ms;
     count(rt, RL_ABSENT);
     answer(r, &(struct route_result){ ROUTE_ABSENT });
@@ -219,6 +246,10 @@ static void on_record(struct routes *rt, struct route *r, const char *s, size_t 
     if (strcmp(url, r->url) != 0)
         log_info("%s: origin %s%s%s%s", r->key, url, r->url[0] ? " (was " : "",
                  r->url, r->url[0] ? ")" : "");
+    if (r->held_until != 0)
+        log_info("%s: back in Redis after %lld ms held", r->key,
+                 (long long)(now - (r->held_until - rt->o.vanish_grace_ms)));
+    r->held_until = 0;
     memcpy(r->url, url, sizeof(url));
     r->bad_logged = false;
     r->confirmed = now;
@@ -331,6 +362,11 @@ int routes_resolve(struct routes *rt, enum edge_ns ns, const char *name, route_c
         cb(&(struct route_result){ ROUTE_FOUND, r->url }, arg);
         return 0;
     }
+    if (r->url[0] && now < r->held_until && now - r->held_checked < rt->o.ttl_ms) {
+        count(rt, RL_HELD);   /* held, and Redis said it is still gone just now */
+        cb(&(struct route_result){ ROUTE_FOUND, r->url, .remembered = true }, arg);
+        return 0;
+    }
     struct waiter *w = malloc(sizeof(*w));
     if (w == NULL)
         return -1;
@@ -356,6 +392,15 @@ void routes_suspect(struct routes *rt, enum edge_ns ns, const char *name)
     struct table_node *n = table_find(&rt->index, key, (size_t)klen);
     if (n != NULL)
         container_of(n, struct route, node)->suspect = true;
+}
+
+void routes_playlist_seen(struct routes *rt, const char *name, bool ended)
+{
+    char key[sizeof(((struct route *)0)->key)];
+    int klen = snprintf(key, sizeof(key), "%s/%s", edge_ns_name(NS_LIVE), name);
+    struct table_node *n = table_find(&rt->index, key, (size_t)klen);
+    if (n != NULL)
+        container_of(n, struct route, node)->live_at = ended ? 0 : clock_mono_ms();
 }
 
 void routes_sweep(struct routes *rt)

@@ -13,6 +13,17 @@
  * writes them again: during <grace> after Redis comes (back) up, a missing key
  * does not override a route remembered from before.
  *
+ * A live stream's key that vanishes while the last media playlist fetched
+ * through its route had no EXT-X-ENDLIST (routes_playlist_seen()) did not end:
+ * its origin died and the new owner's key is not written yet (discovery's TTL
+ * shorter than the failover), or discovery stopped. The route is then held:
+ * used as remembered for <vanish_grace> from the first miss (Redis asked again
+ * at most once per <ttl>), so that requests get the cached playlist
+ * (stale-if-error, the dead origin failing) rather than a 404, until the new
+ * key appears or the grace ends. A stream that ended properly keeps its key
+ * (hls lingers with EXT-X-ENDLIST), so a key gone after an ended playlist is
+ * absent at once.
+ *
  * Memory: at most <max_routes> routes; least recently used ones that no
  * request waits on are dropped to make room.
  */
@@ -32,6 +43,7 @@ struct routes;
 
 struct route_options {
     int64_t ttl_ms, stale_ms, lookup_timeout_ms, negative_ttl_ms, grace_ms;
+    int64_t vanish_grace_ms;    /* 0: a vanished key is absent at once */
     size_t max_routes;
 };
 
@@ -72,6 +84,10 @@ void routes_redis_state(struct routes *rt, bool up);
 /* The origin of <name> failed: the next resolve asks Redis again (keeping the
  * remembered route as the fallback). */
 void routes_suspect(struct routes *rt, enum edge_ns ns, const char *name);
+
+/* A media playlist of live stream <name> was fetched from its origin: whether
+ * it had EXT-X-ENDLIST (<ended>). Unknown names are ignored. */
+void routes_playlist_seen(struct routes *rt, const char *name, bool ended);
 
 /* Drops absent routes past their negative TTL and found ones past <stale>. */
 void routes_sweep(struct routes *rt);

@@ -331,14 +331,16 @@ static void on_head_timer(evutil_socket_t fd, short what, void *arg)
         head_timed_out(c);
 }
 
-/* The route of a decoded path: "/live/" or "/vod/" and a non-empty segment. */
+/* The route of a decoded path: anything under "/live/" or "/vod/", even an
+ * empty name ("/live//index.m3u8"), which the handler refuses as a bad path
+ * (400): the request is for a stream, only its name is wrong. */
 static enum edge_route route_of(const char *path, const char **param)
 {
-    if (strncmp(path, "/live/", 6) == 0 && path[6] != '\0' && path[6] != '/') {
+    if (strncmp(path, "/live/", 6) == 0) {
         *param = path + 6;
         return ER_LIVE;
     }
-    if (strncmp(path, "/vod/", 5) == 0 && path[5] != '\0' && path[5] != '/') {
+    if (strncmp(path, "/vod/", 5) == 0) {
         *param = path + 5;
         return ER_VOD;
     }

@@ -35,7 +35,8 @@ static const struct metric_def edge_metric_defs[] = {
         "Routes remembered (streams and recordings, found or known absent)" },
     [EM_ROUTE_LOOKUPS] = { "sluice_edge_route_lookups_total", METRIC_COUNTER,
         "Route lookups in Redis by result (remembered: Redis did not answer in time "
-        "and the last known route was used)", { "result" } },
+        "and the last known route was used; held: the key of a live stream vanished "
+        "and the last known route was used, within route-vanish-grace)", { "result" } },
     [EM_VIEWERS] = { "sluice_edge_viewers", METRIC_GAUGE,
         "Distinct clients that fetched from a stream in the viewer window", { "stream" } },
     [EM_VIEWERS_UNTRACKED] = { "sluice_edge_viewers_untracked_total", METRIC_COUNTER,
@@ -53,7 +54,8 @@ static const char *const fetch_names[FR_COUNT] = {
     "ok", "not_found", "bad_status", "timeout", "unreachable", "too_large", "overloaded",
     "origin_down",
 };
-static const char *const lookup_names[RL_COUNT] = { "found", "absent", "error", "remembered" };
+static const char *const lookup_names[RL_COUNT] = { "found", "absent", "error", "remembered",
+                                                     "held" };
 
 int edge_stats_init(struct edge_stats *st, struct metrics *m)
 {

@@ -21,7 +21,7 @@ enum edge_metric {
     EM_CACHE_EVICTIONS,
     EM_BODY_BYTES,
     EM_ROUTES,
-    EM_ROUTE_LOOKUPS,      /* {result}: found, absent, error, remembered */
+    EM_ROUTE_LOOKUPS,      /* {result}: found, absent, error, remembered, held */
     EM_VIEWERS,            /* {stream} */
     EM_VIEWERS_UNTRACKED,
     EM_HEADER_TIMEOUTS,    /* counted by the viewer port (server.c) */
@@ -35,7 +35,7 @@ enum fetch_result {
     FR_OVERLOADED, FR_ORIGIN_DOWN, FR_COUNT
 };
 
-enum route_lookup { RL_FOUND, RL_ABSENT, RL_ERROR, RL_REMEMBERED, RL_COUNT };
+enum route_lookup { RL_FOUND, RL_ABSENT, RL_ERROR, RL_REMEMBERED, RL_HELD, RL_COUNT };
 
 struct edge_stats {
     struct metric *m[EM_COUNT];

@@ -54,7 +54,8 @@ static const struct config_opt hls_opts[] = {
         "segments in the live playlist (at least three target durations are kept)"),
     OPT("lease-ttl", CONF_MS, lease_ttl_ms, "10s", 1000, 300000,
         "TTL of sluice:lease:hls:<name>: another origin takes a stream over within this plus "
-        "two target durations when its owner dies"),
+        "two target durations when its owner dies (discovery's ttl must exceed that plus "
+        "one more target duration and a second: see docs/hls.md, Failover timing)"),
     OPT("end-grace", CONF_MS, end_grace_ms, "10s", 0, 3600000,
         "a stream without a publisher this long gets EXT-X-ENDLIST; one back sooner goes on "
         "with a discontinuity"),

@@ -348,6 +348,9 @@ int segmenter_flush(struct segmenter *s, bool discontinuity, struct seg_out *out
         s->pending_disc = true;
     if (!s->open)
         return 0;
-    finish(s, estimated_duration(s), SEG_CUT_FLUSH, -1, 0, out);
+    /* No frame ended it: it ends after its last frame, whose wall clock the
+     * frames ingest read with it share (a keyframe among them was packaged) */
+    finish(s, estimated_duration(s), SEG_CUT_FLUSH, -1, s->last_wall > 0 ? s->last_wall + 1 : 0,
+           out);
     return 1;
 }

@@ -64,7 +64,8 @@ struct seg_out {
     int64_t start_pts;     /* ticks, where the segment's timeline starts */
     int64_t duration;      /* ticks, > 0 */
     int64_t start_wall_us; /* ingest wall clock of its first frame (0 unknown) */
-    int64_t end_wall_us;   /* ... of the frame that ended it, or of its last frame */
+    int64_t end_wall_us;   /* ... of the frame that ended it; flushed, just after its last
+                            * frame's (one µs more: frames of one ingest read share one) */
     int64_t end_pts;       /* PTS of the frame that ended it (where the next starts), or -1 */
     bool discontinuity;    /* it does not continue the previous segment */
     bool keyframe;         /* it starts with a keyframe */

@@ -52,6 +52,15 @@ def ffprobe(path):
             float(info.get("format", {}).get("duration", 0)))
 
 
+def video_pts(path):
+    """The PTS (90 kHz, as in the TS) of every video frame of <path>, in
+    decode order, as ffprobe reads them."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts",
+         "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True).stdout
+    return [int(line.split(",")[0]) for line in out.split()]
+
+
 def decode_errors(path):
     """Lines ffmpeg prints at -v error while decoding <path> whole."""
     r = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],

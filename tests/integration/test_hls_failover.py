@@ -13,7 +13,7 @@ import pytest
 from api_fixtures import api_factory  # noqa: F401 (a fixture)
 from conftest import wait_for
 from hlsrun import SrtPublisher, Watcher, start_hls, start_ingest, start_relay
-from media import ffprobe, fixture
+from media import ffprobe, fixture, video_pts
 from test_edge import start_edge
 from test_hls_edge import Viewer, node
 
@@ -24,6 +24,25 @@ GRACE = 4.0        # HLS_FAST end grace
 
 def epoch_of(seg):
     return int(re.match(r"(\d+)-", seg.uri).group(1))
+
+
+def last_packaged_pts(origin):
+    """The latest video PTS <origin> published: in the last segment of the
+    playlist it left in its directory (a dead or stopped origin's files stay
+    until the next start; a segment is written before the playlist that
+    lists it)."""
+    text = (origin.dir / "live" / "demo" / "index.m3u8").read_text()
+    last = [line for line in text.splitlines() if line and not line.startswith("#")][-1]
+    return max(video_pts(origin.dir / "live" / "demo" / last))
+
+
+def first_pts_of(origin, seg, tmp_path):
+    """The first video PTS of segment <seg> as <origin> serves it."""
+    r = origin.get(f"/live/demo/{seg.uri}")
+    assert r.status_code == 200, (seg.uri, r.status_code)
+    path = tmp_path / seg.uri
+    path.write_bytes(r.content)
+    return video_pts(path)[0]
 
 
 def owner_of(origins):
@@ -62,7 +81,14 @@ def test_owner_killed_other_takes_over(daemons, redis_server, api_factory,  # no
         assert segs[first_new].discontinuity
         assert segs[first_new].dseq == segs[last_old].dseq + 1
         assert epoch_of(segs[first_new]) == epoch_of(segs[last_old]) + 1
-        assert segs[first_new].pdt >= segs[last_old].pdt + segs[last_old].duration
+        # no media packaged twice: the new owner's first frame comes after every
+        # frame of the old owner's last segment (EXT-X-PROGRAM-DATE-TIME cannot
+        # say so: the playlist never dates a discontinuity before the previous
+        # end). Here, a TTL after the kill, the relay's GOP cache holds only
+        # newer media anyway; the handover below is where the skip decides it.
+        first_pts, last_pts = first_pts_of(other, segs[first_new], tmp_path), \
+            last_packaged_pts(owner)
+        assert first_pts > last_pts, (first_pts, last_pts)
         # ... and keeps going, legal
         watch.wait_for(lambda pl: pl.last >= first_new + 3, 15, "three more segments")
     pl = watch.last()
@@ -97,6 +123,16 @@ def test_owner_stopped_hands_over_at_once(daemons, redis_server, api_factory,  #
         print(f"handover after SIGTERM: {took:.2f} s (lease TTL 20 s)")
         assert took < 3 * TARGET + 2
         assert watch.checker.segments[first_new].discontinuity
+        # the media it already packaged is skipped: the old owner published what
+        # it had up to the stop, and the new one, subscribing at once, gets the
+        # relay's last keyframe, which the old one packaged (the skip drops it
+        # and starts at the next keyframe). Checked to fail with the skip
+        # removed from packager_resume(); under load it also caught a keyframe
+        # sharing its ingest wall clock with the last frame of the flushed
+        # segment being packaged again (test_segmenter.c has the regression).
+        first_pts = first_pts_of(other, watch.checker.segments[first_new], tmp_path)
+        last_pts = last_packaged_pts(owner)
+        assert first_pts > last_pts, (first_pts, last_pts)
         watch.wait_for(lambda pl: pl.last >= first_new + 2, 10, "two more segments")
     pub.stop()
 

@@ -1,5 +1,5 @@
-/* libFuzzer harness: the playlist target-duration parser, over whatever an
- * origin sends as a playlist. */
+/* libFuzzer harness: the playlist parsers (target duration, EXT-X-ENDLIST),
+ * over whatever an origin sends as a playlist. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0 && (ms <= 0 || ms > (int64_t)PLAYLIST_TARGET_MAX_S * 1000))
         __builtin_trap();
     if (rc != 0 && rc != -1)
+        __builtin_trap();
+    if (playlist_ended(buf, size) && size < 14)
         __builtin_trap();
     free(buf);
     return 0;

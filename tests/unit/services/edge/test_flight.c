@@ -3,7 +3,8 @@
  * coalescing (many misses, one origin request, one shared body), the 404 of
  * a stream that is not live (and its negative cache), playlist freshness
  * from the target duration, stale-if-error, the back-off from an origin that
- * cannot be reached, and routes remembered through a Redis outage. */
+ * cannot be reached, routes remembered through a Redis outage, and routes held
+ * when a live stream's key vanishes (an origin failover). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -110,6 +111,12 @@ static void set_route(struct fixture *f, const char *key, int port)
     redis_barrier(f);   /* replies come in order: the SET is applied */
 }
 
+static void del_route(struct fixture *f, const char *key)
+{
+    assert_int_equal(redis_command(f->e.redis, NULL, NULL, "DEL %s", key), 0);
+    redis_barrier(f);
+}
+
 static void wait_redis(struct fixture *f, bool up)
 {
     int64_t end = clock_mono_ms() + 5000;
@@ -159,7 +166,8 @@ static int setup(void **state)
                                 .command_timeout_ms = 500, .backoff_min_ms = 50,
                                 .backoff_max_ms = 200 };
     struct route_options rto = { .ttl_ms = 1000, .stale_ms = 60000, .lookup_timeout_ms = 200,
-                                 .negative_ttl_ms = 1000, .grace_ms = 0, .max_routes = 100 };
+                                 .negative_ttl_ms = 1000, .grace_ms = 0,
+                                 .vanish_grace_ms = 2500, .max_routes = 100 };
     struct origin_options oo = { .timeout_ms = 1000, .connections = 4, .max_body = 1 << 20,
                                  .max_fetches = 16, .retry_ms = 1000 };
     e->cache = cache_new(16 << 20);
@@ -419,6 +427,83 @@ static void test_route_remembered_while_redis_down(void **state)
     got_release(&g);
 }
 
+/* The key of a stream whose last playlist had no EXT-X-ENDLIST vanishes (its
+ * origin died, the new owner's key is not there yet): the cached playlist is
+ * served (the dead origin failing) for route-vanish-grace, not a 404; Redis is
+ * asked at most once per route-ttl meanwhile; the new key is followed as soon
+ * as it appears; past the grace the stream is gone. */
+static void test_vanished_live_route_is_held(void **state)
+{
+    struct fixture *f = *state;
+    struct objpath p = obj("demo/index.m3u8", NS_LIVE);
+    struct got g = { 0 };
+    flights_join(f->e.flights, &p, on_landed, &g);
+    wait_for(f, &g, 1, 2000);
+    struct body *first = g.body[0];
+    del_route(f, "sluice:origin:demo");
+    f->origin_status = 503;             /* the old owner is dead */
+    test_loop_for(f->base, 1100);       /* past route-ttl and the playlist's freshness */
+    int64_t t0 = clock_mono_ms();
+    flights_join(f->e.flights, &p, on_landed, &g);
+    wait_for(f, &g, 2, 2000);
+    assert_int_equal(g.status[1], 200);
+    assert_int_equal(g.outcome[1], CO_STALE);
+    assert_ptr_equal(g.body[1], first);
+    assert_int_equal(counter(f, EM_ROUTE_LOOKUPS, "held"), 1);
+    assert_int_equal(counter(f, EM_ROUTE_LOOKUPS, "absent"), 0);
+    /* within route-ttl of that answer: held without asking Redis again */
+    flights_join(f->e.flights, &p, on_landed, &g);
+    wait_for(f, &g, 3, 2000);
+    assert_int_equal(g.status[2], 200);
+    assert_int_equal(counter(f, EM_ROUTE_LOOKUPS, "held"), 2);
+    /* the new owner's key: followed at once (the next lookup) */
+    set_route(f, "sluice:origin:demo", f->origin_port);
+    f->origin_status = 200;
+    test_loop_for(f->base, 1000 - (clock_mono_ms() - t0) + 50);
+    flights_join(f->e.flights, &p, on_landed, &g);
+    wait_for(f, &g, 4, 2000);
+    assert_int_equal(g.status[3], 200);
+    assert_int_equal(g.outcome[3], CO_MISS);
+    assert_int_equal(counter(f, EM_ROUTE_LOOKUPS, "found"), 2);
+    /* gone for good this time: held for route-vanish-grace (2.5 s), then 404 */
+    del_route(f, "sluice:origin:demo");
+    f->origin_status = 503;
+    test_loop_for(f->base, 1100);
+    t0 = clock_mono_ms();
+    int n = g.n;
+    while (clock_mono_ms() - t0 < 3500 && (n == g.n || g.status[g.n - 1] == 200)) {
+        n = g.n;
+        flights_join(f->e.flights, &p, on_landed, &g);
+        wait_for(f, &g, n + 1, 2000);
+        if (g.status[n] == 200)
+            test_loop_for(f->base, 200);
+    }
+    assert_int_equal(g.status[g.n - 1], 404);
+    assert_string_equal(g.error, "not_found");
+    int64_t held_ms = clock_mono_ms() - t0;
+    assert_true(held_ms >= 2300 && held_ms < 3500);
+    got_release(&g);
+}
+
+/* A stream whose last playlist had EXT-X-ENDLIST ended: its key gone, it is
+ * 404 at once (hls keeps an ended stream's key while it serves it). */
+static void test_vanished_ended_route_is_absent(void **state)
+{
+    struct fixture *f = *state;
+    f->playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\ns1.ts\n#EXT-X-ENDLIST\n";
+    struct objpath p = obj("demo/index.m3u8", NS_LIVE);
+    struct got g = { 0 };
+    flights_join(f->e.flights, &p, on_landed, &g);
+    wait_for(f, &g, 1, 2000);
+    del_route(f, "sluice:origin:demo");
+    test_loop_for(f->base, 1100);
+    flights_join(f->e.flights, &p, on_landed, &g);
+    wait_for(f, &g, 2, 2000);
+    assert_int_equal(g.status[1], 404);
+    assert_int_equal(counter(f, EM_ROUTE_LOOKUPS, "held"), 0);
+    got_release(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +513,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_if_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_origin_404_is_cached_briefly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_origin_backs_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vanished_live_route_is_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vanished_ended_route_is_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_remembered_while_redis_down, setup,
                                         teardown),
     };

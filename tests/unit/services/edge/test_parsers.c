@@ -125,6 +125,27 @@ static void test_target_duration_refused(void **state)
     assert_int_equal(target("#EXT-X-TARGETDURATION:y\n#EXT-X-TARGETDURATION:4\n", &ms), -1);
 }
 
+static bool ended(const char *text)
+{
+    return playlist_ended(text, strlen(text));
+}
+
+static void test_playlist_ended(void **state)
+{
+    (void)state;
+    assert_true(ended("#EXTM3U\n#EXTINF:2.000,\n1-5.ts\n#EXT-X-ENDLIST\n"));
+    assert_true(ended("#EXTM3U\r\n#EXTINF:2.000,\r\n1-5.ts\r\n#EXT-X-ENDLIST\r\n"));
+    assert_true(ended("#EXT-X-ENDLIST"));                      /* no newline */
+    assert_true(ended("#EXTM3U\n#EXT-X-ENDLIST \n"));
+    assert_false(ended(""));
+    assert_false(ended("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.000,\n1-5.ts\n"));
+    assert_false(ended("#EXTM3U\n#EXT-X-ENDLISTX\n"));
+    assert_false(ended("#EXTM3U\n #EXT-X-ENDLIST\n"));
+    assert_false(ended("#EXTM3U\nx#EXT-X-ENDLIST\n"));
+    assert_false(ended("#EXT-X-ENDLIS"));
+    assert_false(playlist_ended("#EXT-X-ENDLIST", 13));          /* cut short */
+}
+
 /* ---- Range and friends ---------------------------------------------------- */
 
 static void test_range(void **state)
@@ -221,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_paths_refused),
         cmocka_unit_test(test_target_duration),
         cmocka_unit_test(test_target_duration_refused),
+        cmocka_unit_test(test_playlist_ended),
         cmocka_unit_test(test_range),
         cmocka_unit_test(test_etags),
         cmocka_unit_test(test_records),

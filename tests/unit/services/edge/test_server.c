@@ -215,7 +215,7 @@ static void test_own_errors(void **state)
         { "GET /live/../x HTTP/1.1\r\n\r\n", "400", false },
         { "GET /live/a%2fb/c HTTP/1.1\r\n\r\n", "400", false },
         { "GET /other HTTP/1.1\r\n\r\n", "404", false },
-        { "GET /live/ HTTP/1.1\r\n\r\n", "404", false },
+        { "GET /lives/x/y HTTP/1.1\r\n\r\n", "404", false },
         { "OPTIONS /live HTTP/1.1\r\n\r\n", "404", false },
         { "DELETE /live/x/y HTTP/1.1\r\n\r\n", "405", false },
         { "POST /live/x/y HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", "405", true },
@@ -251,6 +251,29 @@ static void test_own_errors(void **state)
 
 /* An error right after a HEAD on the same connection still has its body (the
  * method of the request before must not leak into the next one). */
+/* Under /live/ or /vod/, an empty name is still a request for a stream, whose
+ * path the handler refuses (400 bad_path, not 404): the handler sees it. */
+static void test_empty_name_reaches_the_handler(void **state)
+{
+    struct fixture *f = *state;
+    static const struct { const char *req; const char *param; } cases[] = {
+        { "GET /live//index.m3u8 HTTP/1.1\r\n\r\n", "X-Param: /index.m3u8\r\n" },
+        { "GET /vod//index.m3u8 HTTP/1.1\r\n\r\n", "X-Param: /index.m3u8\r\n" },
+        { "GET /live/ HTTP/1.1\r\n\r\n", "X-Param: \r\n" },
+        { "GET /vod/ HTTP/1.1\r\n\r\n", "X-Param: \r\n" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool closed;
+        int fd = client(f);
+        say(fd, cases[i].req);
+        const char *r = hear(f, fd, 1, &closed);
+        if (strncmp(r, "HTTP/1.1 204 ", 13) != 0 || strstr(r, cases[i].param) == NULL)
+            fail_msg("%s: got %.80s", cases[i].req, r);
+        close(fd);
+    }
+    assert_int_equal(f->calls, 4);
+}
+
 static void test_error_after_head(void **state)
 {
     struct fixture *f = *state;
@@ -455,6 +478,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keepalive_and_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_before_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_name_reaches_the_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_after_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closing, setup, teardown),

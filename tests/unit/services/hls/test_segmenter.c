@@ -230,6 +230,40 @@ static void test_skip_before(void **state)
     run_free(&r);
 }
 
+/* Regression: ingest stamps every frame of one SRT read with one wall clock,
+ * so a keyframe shares it with the frames read after it. A segment flushed
+ * after such frames (an owner stopping) recorded that wall clock as its end,
+ * and the next owner, skipping keyframes *before* it, packaged the keyframe
+ * (from the relay's GOP cache) a second time (tests/integration/
+ * test_hls_failover.py, the handover, under load). */
+static void test_flush_ends_after_frames_sharing_a_wall_clock(void **state)
+{
+    (void)state;
+    struct run r;
+    run_init(&r, 2 * HZ, 10 * HZ, 64 << 20);
+    feed(&r, true, 0, WALL0, 0);               /* one read: a keyframe and two frames */
+    feed(&r, false, FRAME, WALL0, 1);
+    feed(&r, false, 2 * FRAME, WALL0, 2);
+    struct seg_out o;
+    assert_int_equal(segmenter_flush(r.s, false, &o), 1);
+    assert_int_equal(o.end_wall_us, WALL0 + 1);
+    assert_int_equal(o.end_pts, -1);
+    free(o.data);
+    run_free(&r);
+    /* the next owner gets the same frames from the GOP cache, then the next GOP */
+    run_init(&r, 2 * HZ, 10 * HZ, 64 << 20);
+    segmenter_skip_before(r.s, WALL0 + 1);
+    feed(&r, true, 0, WALL0, 0);
+    feed(&r, false, FRAME, WALL0, 1);
+    feed(&r, false, 2 * FRAME, WALL0, 2);
+    feed(&r, true, 25 * FRAME, WALL0 + 1000000, 3);
+    assert_int_equal(segmenter_flush(r.s, false, &o), 1);
+    assert_int_equal(o.start_pts, 25 * FRAME);
+    assert_int_equal(segmenter_dropped(r.s), 3);
+    free(o.data);
+    run_free(&r);
+}
+
 static void test_size_bound(void **state)
 {
     (void)state;
@@ -292,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_pts_wrap),
         cmocka_unit_test(test_jumps),
         cmocka_unit_test(test_skip_before),
+        cmocka_unit_test(test_flush_ends_after_frames_sharing_a_wall_clock),
         cmocka_unit_test(test_size_bound),
         cmocka_unit_test(test_flush_and_gap),
         cmocka_unit_test(test_psi_prefix),
