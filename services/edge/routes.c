@@ -113,17 +113,27 @@ static bool make_room(struct routes *rt)
 
 static void on_lookup_timeout(evutil_socket_t fd, short what, void *arg);
 
+/* The route for <ns>/<name> if there is one; its key goes into <key>
+ * (ROUTE_KEY_MAX bytes), its length into *<klen>. */
+#define ROUTE_KEY_MAX sizeof(((struct route *)0)->key)
+static struct route *route_find(struct routes *rt, enum edge_ns ns, const char *name,
+                                char *key, int *klen)
+{
+    *klen = snprintf(key, ROUTE_KEY_MAX, "%s/%s", edge_ns_name(ns), name);
+    struct table_node *n = table_find(&rt->index, key, (size_t)*klen);
+    return n != NULL ? container_of(n, struct route, node) : NULL;
+}
+
 /* The route for <ns>/<name>, made if needed; NULL with *<full> when the table
  * is full of routes in use, or on allocation failure. */
 static struct route *route_get(struct routes *rt, enum edge_ns ns, const char *name,
                                bool *full)
 {
-    char key[sizeof(((struct route *)0)->key)];
-    int klen = snprintf(key, sizeof(key), "%s/%s", edge_ns_name(ns), name);
+    char key[ROUTE_KEY_MAX];
+    int klen;
     *full = false;
-    struct table_node *n = table_find(&rt->index, key, (size_t)klen);
-    if (n != NULL) {
-        struct route *r = container_of(n, struct route, node);
+    struct route *r = route_find(rt, ns, name, key, &klen);
+    if (r != NULL) {
         lru_unlink(rt, r);
         lru_push(rt, r);
         return r;
@@ -132,7 +142,7 @@ static struct route *route_get(struct routes *rt, enum edge_ns ns, const char *n
         *full = true;
         return NULL;
     }
-    struct route *r = calloc(1, sizeof(*r));
+    r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
     r->rt = rt;
@@ -387,20 +397,20 @@ void routes_redis_state(struct routes *rt, bool up)
 
 void routes_suspect(struct routes *rt, enum edge_ns ns, const char *name)
 {
-    char key[sizeof(((struct route *)0)->key)];
-    int klen = snprintf(key, sizeof(key), "%s/%s", edge_ns_name(ns), name);
-    struct table_node *n = table_find(&rt->index, key, (size_t)klen);
-    if (n != NULL)
-        container_of(n, struct route, node)->suspect = true;
+    char key[ROUTE_KEY_MAX];
+    int klen;
+    struct route *r = route_find(rt, ns, name, key, &klen);
+    if (r != NULL)
+        r->suspect = true;
 }
 
 void routes_playlist_seen(struct routes *rt, const char *name, bool ended)
 {
-    char key[sizeof(((struct route *)0)->key)];
-    int klen = snprintf(key, sizeof(key), "%s/%s", edge_ns_name(NS_LIVE), name);
-    struct table_node *n = table_find(&rt->index, key, (size_t)klen);
-    if (n != NULL)
-        container_of(n, struct route, node)->live_at = ended ? 0 : clock_mono_ms();
+    char key[ROUTE_KEY_MAX];
+    int klen;
+    struct route *r = route_find(rt, NS_LIVE, name, key, &klen);
+    if (r != NULL)
+        r->live_at = ended ? 0 : clock_mono_ms();
 }
 
 void routes_sweep(struct routes *rt)
